@@ -1,0 +1,174 @@
+//! The command line as clap parses it. Only types live here; each command
+//! turns its arguments into work in `cmd/`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// strata: docker's image commands without a daemon, on a local OCI store.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// The local image store (an OCI image layout).
+    #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List images.
+    #[command(visible_alias = "ls")]
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Return low-level information on images.
+    Inspect(InspectArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(LoadArgs),
+    /// Manage images (docker's `image` command group).
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+/// `strata image …`, docker's long forms of the image commands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Remove one or more images.
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Save one or more images to a tar archive.
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(LoadArgs),
+}
+
+/// `images [OPTIONS] [REPOSITORY[:TAG]]`
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output based on conditions provided (reference=PATTERN, dangling=BOOL, label=KEY[=VALUE], before=IMAGE, since=IMAGE).
+    #[arg(short, long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only images of this repository (and tag).
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+/// `tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]`
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image to name.
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    /// The new name.
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+/// `history [OPTIONS] IMAGE`
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Print sizes and dates in human readable format (-H=false for raw values).
+    #[arg(short = 'H', long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub human: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+/// `inspect [OPTIONS] NAME|ID [NAME|ID...]`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format output using a custom template: 'json', or a Go template.
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    /// Return JSON for the specified type (only "image" exists here).
+    #[arg(long = "type", value_name = "string")]
+    pub kind: Option<String>,
+    /// The images.
+    #[arg(value_name = "NAME|ID", required = true)]
+    pub names: Vec<String>,
+}
+
+/// `rmi [OPTIONS] IMAGE [IMAGE...]`
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of the image.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents (accepted for docker compatibility; strata images have no parents).
+    #[arg(long)]
+    pub no_prune: bool,
+    /// The images.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+/// `save [OPTIONS] IMAGE [IMAGE...]`
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long, value_name = "string")]
+    pub output: Option<PathBuf>,
+    /// Compress the archive: none, gzip or zstd (default: from the output's extension).
+    #[arg(long, value_name = "none|gzip|zstd")]
+    pub compress: Option<String>,
+    /// The images.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+/// `load [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN.
+    #[arg(short, long, value_name = "string")]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}

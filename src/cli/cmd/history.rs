@@ -1,0 +1,104 @@
+//! `strata history IMAGE`
+
+use serde::Serialize;
+
+use strata::format::{self, OutputFormat};
+use strata::transport::store::Store;
+
+use crate::cli::args::HistoryArgs;
+use crate::cli::cmd::images::parse_time;
+
+const DEFAULT_TABLE: &str = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
+
+/// One row, with the fields docker's history templates can use.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Row {
+    #[serde(rename = "ID")]
+    id: String,
+    created_since: String,
+    created_at: String,
+    created_by: String,
+    size: String,
+    comment: String,
+}
+
+/// Runs `history`: one row per config history entry, newest first; the
+/// top row carries the image ID, the rest `<missing>`, as for any image
+/// docker did not build itself.
+pub fn run(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
+    let found = store.lookup(&args.image)?;
+    let image = &found.image;
+    let mut layer_sizes = Vec::new();
+    for layer in image.layers() {
+        layer_sizes.push(store.layer_info(layer.descriptor.digest())?.size);
+    }
+    let mut layers = layer_sizes.into_iter();
+    let now = chrono::Utc::now();
+    let history = image.config().history().clone().unwrap_or_default();
+    let mut rows = Vec::with_capacity(history.len());
+    for h in &history {
+        let size = if h.empty_layer().unwrap_or(false) {
+            0
+        } else {
+            layers.next().unwrap_or(0)
+        };
+        let created = h.created().as_deref().and_then(parse_time);
+        let created_by = h
+            .created_by()
+            .clone()
+            .unwrap_or_default()
+            .replace('\t', " ");
+        rows.push(Row {
+            id: "<missing>".into(),
+            created_since: if args.human {
+                format::created_since(created, now)
+            } else {
+                created
+                    .map(|t| format::rfc3339_local(&t))
+                    .unwrap_or_default()
+            },
+            created_at: created
+                .map(|t| format::rfc3339_local(&t))
+                .unwrap_or_default(),
+            created_by: if args.no_trunc {
+                created_by
+            } else {
+                format::ellipsis(&created_by, 45)
+            },
+            size: if args.human {
+                format::human_size(size)
+            } else {
+                size.to_string()
+            },
+            comment: h.comment().clone().unwrap_or_default(),
+        });
+    }
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top.id = if args.no_trunc {
+            image.id().to_string()
+        } else {
+            format::truncate_id(image.id().as_ref())
+        };
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        use std::io::Write;
+        for r in &rows {
+            writeln!(out, "{}", r.id)?;
+        }
+        return Ok(());
+    }
+    let fmt = OutputFormat::parse(args.format.as_deref());
+    format::write_rows(&mut out, &fmt, DEFAULT_TABLE, HEADERS, &rows)?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! One module per command: parse, build source and sink, call the library,
+//! format the output.
+
+pub mod history;
+pub mod images;
+pub mod inspect;
+pub mod load;
+pub mod rmi;
+pub mod save;
+pub mod tag;

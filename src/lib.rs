@@ -1,0 +1,15 @@
+//! strata: a daemonless Docker/OCI image tool.
+//!
+//! Every command is a source, zero or more transforms and a sink joined by
+//! one copy engine ([`copy`]). Places images live are in [`transport`]; the
+//! core image types are in [`image`].
+
+pub mod compression;
+pub mod copy;
+pub mod digest;
+pub mod format;
+pub mod image;
+pub mod progress;
+pub mod reference;
+pub mod rootfs;
+pub mod transport;

@@ -1,0 +1,171 @@
+//! Places images come from and go to. Each is a [`Source`], a [`Sink`] or
+//! both; the copy engine ([`crate::copy`]) joins them.
+
+pub mod archive;
+pub mod store;
+
+use std::io::{self, Read};
+
+use oci_spec::image::Descriptor;
+
+use crate::digest::{Digest, VerifyingReader};
+use crate::image::{ImageError, RawManifest};
+use crate::progress::BlobKind;
+use crate::reference::Reference;
+
+/// Errors any source or sink can report.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The place has no blob with that digest.
+    #[error("{place}: blob {digest} not found")]
+    BlobNotFound {
+        /// Which source or sink.
+        place: String,
+        /// The missing digest.
+        digest: Digest,
+    },
+    /// A blob's bytes did not match its digest, size or diff ID.
+    #[error("{place}: {what} {digest}: {reason}")]
+    Corrupt {
+        /// Which source or sink.
+        place: String,
+        /// "layer", "config" or "manifest".
+        what: &'static str,
+        /// The blob's digest.
+        digest: Digest,
+        /// What did not match.
+        reason: String,
+    },
+    /// A document in the place is invalid.
+    #[error("{place}: {source}")]
+    Image {
+        /// Which source or sink.
+        place: String,
+        /// The document error.
+        #[source]
+        source: Box<ImageError>,
+    },
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// An archive could not be read or written.
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    /// An I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl TransportError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        TransportError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when trying again may succeed (a dropped connection, a busy
+    /// server). Local files and bad content never are.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// A blob reader handed from a source to a sink.
+pub type BlobReader<'a> = Box<dyn Read + Send + 'a>;
+
+/// A place images are read from.
+pub trait Source: Send + Sync {
+    /// How the place is named in messages ("archive /tmp/x.tar").
+    fn place(&self) -> String;
+
+    /// Opens a blob as a byte stream. The stream is not verified here; the
+    /// copy engine (or [`Source::read_small_blob`]) checks digest and size.
+    fn open_blob(&self, descriptor: &Descriptor) -> Result<BlobReader<'_>, TransportError>;
+
+    /// True when the place checked every blob's digest as it was stored
+    /// (a content-addressed store), so copying out need not hash again.
+    fn verified_at_rest(&self) -> bool {
+        false
+    }
+
+    /// Reads a small blob (a manifest or config) whole, verified.
+    fn read_small_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, TransportError> {
+        const LIMIT: u64 = 64 << 20;
+        let digest = descriptor.digest().clone();
+        if descriptor.size() > LIMIT {
+            return Err(TransportError::Corrupt {
+                place: self.place(),
+                what: "document",
+                digest,
+                reason: format!(
+                    "announces {} bytes, more than a manifest or config may have",
+                    descriptor.size()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(descriptor.size() as usize);
+        VerifyingReader::new(
+            self.open_blob(descriptor)?,
+            digest.clone(),
+            descriptor.size(),
+        )
+        .read_to_end(&mut out)
+        .map_err(|e| TransportError::Corrupt {
+            place: self.place(),
+            what: "document",
+            digest,
+            reason: e.to_string(),
+        })?;
+        Ok(out)
+    }
+}
+
+/// A place images are written to.
+///
+/// Call order is part of the contract: blobs first ([`Sink::put_blob`],
+/// each skipped when [`Sink::has_blob`] says so), then each image's
+/// manifest ([`Sink::put_manifest`]), children before the index that names
+/// them; then [`Sink::commit`] once. Nothing is visible to readers of the
+/// place before commit; a sink dropped without commit leaves the place as
+/// it was.
+pub trait Sink: Send + Sync {
+    /// How the place is named in messages.
+    fn place(&self) -> String;
+
+    /// How many blobs may be written at once (1 for a sequential stream).
+    fn parallelism(&self) -> usize;
+
+    /// True when the sink computes and checks digests itself, so the copy
+    /// engine need not hash a second time.
+    fn verifies_digests(&self) -> bool;
+
+    /// True when the blob is already there (and need not be sent).
+    fn has_blob(&self, descriptor: &Descriptor) -> Result<bool, TransportError>;
+
+    /// Writes a blob from `content`; `progress` is told the bytes written so far.
+    fn put_blob(
+        &self,
+        descriptor: &Descriptor,
+        kind: &BlobKind,
+        content: &mut dyn Read,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TransportError>;
+
+    /// Records a manifest (or index) and the names it should carry.
+    fn put_manifest(
+        &self,
+        manifest: &RawManifest,
+        names: &[Reference],
+    ) -> Result<(), TransportError>;
+
+    /// Makes everything written visible at once.
+    fn commit(&self) -> Result<(), TransportError>;
+}

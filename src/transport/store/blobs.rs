@@ -1,0 +1,250 @@
+//! Blobs on disk: paths, reading, and ingest (write to a temporary file,
+//! hash while writing, fsync, rename into place later).
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use crate::digest::{Digest, Hasher};
+use crate::rootfs::{self, LayerStats, RootfsError};
+
+use super::{Store, StoreError};
+
+/// Chunk size for streaming blob bytes.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+impl Store {
+    /// Where a blob lives (whether or not it is there).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_ref())
+            .join(digest.digest())
+    }
+
+    /// True when the blob is in the store.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.clone()),
+            _ => StoreError::io("open", &path, e),
+        })
+    }
+
+    /// Reads a small blob (manifest or config) whole.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut out)
+            .map_err(|e| StoreError::io("read", &self.blob_path(digest), e))?;
+        Ok(out)
+    }
+
+    /// The ingest area: temporary files on the store's filesystem.
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.private().join("ingest")
+    }
+}
+
+/// A unique temporary path in `dir`.
+pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    dir.join(format!("{what}-{}-{n}-{nanos:08x}", std::process::id()))
+}
+
+/// Writes a small file atomically: temporary file, fsync, rename.
+pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = temp_path(tmp_dir, "write");
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+        fs::rename(&tmp, dest).map_err(|e| StoreError::io("rename into place", dest, e))?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes a directory's entries durable (renames into it survive a crash).
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("sync", dir, e))
+}
+
+/// A blob written to the ingest area, hashed and fsynced, not yet in place.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The temporary file.
+    pub path: PathBuf,
+    /// The digest of what was written.
+    pub digest: Digest,
+    /// Bytes written.
+    pub size: u64,
+    /// For layers: what the tar holds.
+    pub layer: Option<LayerStats>,
+}
+
+/// Why an ingest failed: the content (a bad layer) or the disk.
+#[derive(Debug)]
+pub(crate) enum IngestError {
+    /// Reading the content failed (including a source's digest check).
+    Read(io::Error),
+    /// The layer's tar stream is invalid.
+    Layer(RootfsError),
+    /// Writing to the store failed.
+    Store(StoreError),
+}
+
+/// Streams `content` into a temporary file in `dir`, hashing it; when
+/// `scan` is set, a second thread decompresses and walks the tar at the same
+/// time, so a layer's diff ID and unpacked size come with no second read.
+/// The file is removed again on any failure.
+pub(crate) fn ingest(
+    dir: &Path,
+    content: &mut dyn Read,
+    scan: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Staged, IngestError> {
+    let path = temp_path(dir, "blob");
+    let result = ingest_to(&path, content, scan, progress);
+    if result.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    result
+}
+
+fn ingest_to(
+    path: &Path,
+    content: &mut dyn Read,
+    scan: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Staged, IngestError> {
+    let mut file =
+        File::create(path).map_err(|e| IngestError::Store(StoreError::io("create", path, e)))?;
+    let mut hasher = Hasher::new();
+    let mut write = |chunk: &[u8], hasher: &mut Hasher| -> Result<(), IngestError> {
+        hasher.update(chunk);
+        file.write_all(chunk)
+            .map_err(|e| IngestError::Store(StoreError::io("write", path, e)))?;
+        progress(hasher.len());
+        Ok(())
+    };
+    let layer = if scan {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        std::thread::scope(|s| {
+            let scanner = s.spawn(move || {
+                rootfs::scan_layer(BufReader::with_capacity(CHUNK, ChannelReader::new(rx)))
+            });
+            let fed = (|| {
+                loop {
+                    let chunk = read_chunk(content)?;
+                    if chunk.is_empty() {
+                        return Ok(());
+                    }
+                    write(&chunk, &mut hasher)?;
+                    if tx.send(chunk).is_err() {
+                        // The scanner stopped early: its error says why.
+                        return Ok(());
+                    }
+                }
+            })();
+            drop(tx);
+            let scanned = scanner.join().unwrap_or_else(|_| {
+                Err(RootfsError::Read(io::Error::other(
+                    "layer scanner panicked",
+                )))
+            });
+            fed?;
+            scanned.map(Some).map_err(IngestError::Layer)
+        })?
+    } else {
+        loop {
+            let chunk = read_chunk(content)?;
+            if chunk.is_empty() {
+                break;
+            }
+            write(&chunk, &mut hasher)?;
+        }
+        None
+    };
+    file.sync_all()
+        .map_err(|e| IngestError::Store(StoreError::io("sync", path, e)))?;
+    let size = hasher.len();
+    Ok(Staged {
+        path: path.to_path_buf(),
+        digest: hasher.finish(),
+        size,
+        layer,
+    })
+}
+
+/// Reads up to one chunk, retrying short reads so chunks stay large.
+fn read_chunk(r: &mut dyn Read) -> Result<Vec<u8>, IngestError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IngestError::Read(e)),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// A reader over chunks arriving on a channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
+        Self {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

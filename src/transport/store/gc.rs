@@ -1,0 +1,87 @@
+//! Garbage collection: mark every blob reachable from `index.json`, sweep
+//! the rest. Runs under the exclusive lock, after the index change that
+//! made blobs unreachable.
+
+use std::collections::HashSet;
+
+use crate::digest::{self, Digest};
+use crate::image::{Index, ManifestKind};
+
+use super::{Store, StoreError};
+
+/// What a collection removed.
+#[derive(Debug, Default, Clone)]
+pub struct GcReport {
+    /// Blobs deleted.
+    pub removed: Vec<Digest>,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Deletes blobs that nothing in `index.json` references any more.
+    pub fn gc(&self) -> Result<GcReport, StoreError> {
+        let _guard = self.lock()?;
+        self.gc_locked()
+    }
+
+    pub(crate) fn gc_locked(&self) -> Result<GcReport, StoreError> {
+        let live = self.mark()?;
+        let dir = self.root.join("blobs/sha256");
+        let mut report = GcReport::default();
+        let listing = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
+        for entry in listing {
+            let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
+            let name = entry.file_name();
+            let Some(d) = name
+                .to_str()
+                .and_then(|n| digest::parse(&format!("sha256:{n}")).ok())
+            else {
+                continue;
+            };
+            if live.contains(&d) {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+            self.drop_meta(&d);
+            report.bytes += size;
+            report.removed.push(d);
+        }
+        Ok(report)
+    }
+
+    /// Every blob reachable from the index. A manifest that is missing or
+    /// unreadable keeps what can still be read reachable rather than failing:
+    /// collection must never delete more because something else is broken.
+    fn mark(&self) -> Result<HashSet<Digest>, StoreError> {
+        let mut live = HashSet::new();
+        let mut todo: Vec<oci_spec::image::Descriptor> = self.entries()?.descriptors().to_vec();
+        while let Some(d) = todo.pop() {
+            if !live.insert(d.digest().clone()) {
+                continue;
+            }
+            let Ok(manifest) = self.read_manifest(&d) else {
+                continue;
+            };
+            match manifest.kind() {
+                Ok(ManifestKind::Image) => {
+                    if let Ok(m) =
+                        serde_json::from_slice::<oci_spec::image::ImageManifest>(&manifest.bytes)
+                    {
+                        live.insert(m.config().digest().clone());
+                        live.extend(m.layers().iter().map(|l| l.digest().clone()));
+                    }
+                }
+                Ok(ManifestKind::Index) => {
+                    if let Ok(index) = Index::new(manifest) {
+                        todo.extend(index.children().iter().cloned());
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(live)
+    }
+}

@@ -1,0 +1,101 @@
+//! strata's own small records beside the layout: per layer blob, its diff
+//! ID and unpacked size (learned while it streamed in); per image, when it
+//! was last tagged.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::rootfs;
+
+use super::{Store, StoreError, blobs};
+
+/// What the store knows of a layer blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerInfo {
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Unpacked size as docker counts it.
+    pub size: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_tag_time: Option<String>,
+}
+
+impl Store {
+    fn layer_meta_path(&self, blob: &Digest) -> PathBuf {
+        self.private()
+            .join("layers")
+            .join(format!("{}.json", blob.digest()))
+    }
+
+    fn image_meta_path(&self, id: &Digest) -> PathBuf {
+        self.private()
+            .join("images")
+            .join(format!("{}.json", id.digest()))
+    }
+
+    pub(crate) fn write_layer_info(
+        &self,
+        blob: &Digest,
+        info: &LayerInfo,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(info).unwrap_or_default();
+        blobs::write_atomic(&self.ingest_dir(), &self.layer_meta_path(blob), &bytes)
+    }
+
+    /// The diff ID and unpacked size of a layer blob. Recorded at ingest;
+    /// a blob another tool put in the layout is scanned once and recorded.
+    pub fn layer_info(&self, blob: &Digest) -> Result<LayerInfo, StoreError> {
+        let path = self.layer_meta_path(blob);
+        if let Ok(bytes) = std::fs::read(&path)
+            && let Ok(info) = serde_json::from_slice::<LayerInfo>(&bytes)
+        {
+            return Ok(info);
+        }
+        let file = self.open_blob(blob)?;
+        let stats =
+            rootfs::scan_layer(BufReader::with_capacity(blobs::CHUNK, file)).map_err(|e| {
+                StoreError::Corrupt {
+                    what: "layer",
+                    digest: blob.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let info = LayerInfo {
+            diff_id: stats.diff_id.unwrap_or_else(|| blob.clone()),
+            size: stats.unpacked_size,
+        };
+        self.write_layer_info(blob, &info)?;
+        Ok(info)
+    }
+
+    /// When the image was last tagged by `tag`, as RFC 3339 text.
+    pub fn last_tag_time(&self, id: &Digest) -> Option<String> {
+        let bytes = std::fs::read(self.image_meta_path(id)).ok()?;
+        serde_json::from_slice::<ImageMeta>(&bytes)
+            .ok()?
+            .last_tag_time
+    }
+
+    pub(crate) fn set_last_tag_time(&self, id: &Digest, when: String) -> Result<(), StoreError> {
+        let meta = ImageMeta {
+            last_tag_time: Some(when),
+        };
+        let bytes = serde_json::to_vec(&meta).unwrap_or_default();
+        blobs::write_atomic(&self.ingest_dir(), &self.image_meta_path(id), &bytes)
+    }
+
+    /// Forgets the records of blobs and images that are gone.
+    pub(crate) fn drop_meta(&self, blob: &Digest) {
+        let _ = std::fs::remove_file(self.layer_meta_path(blob));
+        let _ = std::fs::remove_file(self.image_meta_path(blob));
+    }
+}

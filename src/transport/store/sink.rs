@@ -1,0 +1,273 @@
+//! Writing images into the store as one transaction.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Mutex;
+
+use oci_spec::image::{Descriptor, ImageManifest};
+
+use crate::digest::Digest;
+use crate::image::{Index, ManifestKind, RawManifest};
+use crate::progress::BlobKind;
+use crate::reference::Reference;
+use crate::transport::{BlobReader, Sink, Source, TransportError};
+
+use super::blobs::{self, IngestError, Staged};
+use super::index::NameChange;
+use super::meta::LayerInfo;
+use super::{Store, StoreError};
+
+/// A transaction writing into the store: blobs are staged (verified and
+/// fsynced in the ingest area) as they arrive; [`Sink::commit`] moves them
+/// into place and updates `index.json` under the lock, all at once.
+/// Dropped without commit, it removes what it staged.
+pub struct StoreSink<'a> {
+    store: &'a Store,
+    staged: Mutex<Vec<(Staged, Option<LayerInfo>)>>,
+    manifests: Mutex<Vec<(RawManifest, Vec<Reference>)>>,
+    changes: Mutex<Vec<NameChange>>,
+}
+
+impl Store {
+    /// Starts a write transaction.
+    pub fn sink(&self) -> StoreSink<'_> {
+        StoreSink {
+            store: self,
+            staged: Mutex::new(Vec::new()),
+            manifests: Mutex::new(Vec::new()),
+            changes: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl StoreSink<'_> {
+    /// How names moved in the last commit (for docker's load messages).
+    pub fn name_changes(&self) -> Vec<NameChange> {
+        lock(&self.changes).clone()
+    }
+
+    fn corrupt(&self, kind: &BlobKind, digest: &Digest, reason: String) -> TransportError {
+        let what = match kind {
+            BlobKind::Layer { .. } => "layer",
+            BlobKind::Config => "config",
+            BlobKind::Manifest => "manifest",
+        };
+        TransportError::Corrupt {
+            place: self.place(),
+            what,
+            digest: digest.clone(),
+            reason,
+        }
+    }
+
+    fn is_staged(&self, digest: &Digest) -> bool {
+        lock(&self.staged).iter().any(|(s, _)| &s.digest == digest)
+    }
+
+    /// Every blob the recorded manifests need, for the commit's final check.
+    fn needed(
+        &self,
+        manifests: &[(RawManifest, Vec<Reference>)],
+    ) -> Result<HashSet<Digest>, TransportError> {
+        let mut needed = HashSet::new();
+        for (m, _) in manifests {
+            needed.insert(m.digest.clone());
+            match m.kind().map_err(|e| TransportError::Image {
+                place: self.place(),
+                source: Box::new(e),
+            })? {
+                ManifestKind::Image => {
+                    let parsed: ImageManifest = serde_json::from_slice(&m.bytes)
+                        .map_err(|e| self.corrupt(&BlobKind::Manifest, &m.digest, e.to_string()))?;
+                    needed.insert(parsed.config().digest().clone());
+                    needed.extend(parsed.layers().iter().map(|l| l.digest().clone()));
+                }
+                ManifestKind::Index => {
+                    let index = Index::new(m.clone()).map_err(|e| TransportError::Image {
+                        place: self.place(),
+                        source: Box::new(e),
+                    })?;
+                    needed.extend(index.children().iter().map(|c| c.digest().clone()));
+                }
+            }
+        }
+        Ok(needed)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sink for StoreSink<'_> {
+    fn place(&self) -> String {
+        format!("store {}", self.store.root().display())
+    }
+
+    fn parallelism(&self) -> usize {
+        4
+    }
+
+    fn verifies_digests(&self) -> bool {
+        true
+    }
+
+    fn has_blob(&self, d: &Descriptor) -> Result<bool, TransportError> {
+        Ok(self.store.has_blob(d.digest()) || self.is_staged(d.digest()))
+    }
+
+    fn put_blob(
+        &self,
+        d: &Descriptor,
+        kind: &BlobKind,
+        content: &mut dyn Read,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TransportError> {
+        let scan = matches!(kind, BlobKind::Layer { .. });
+        let staged = blobs::ingest(&self.store.ingest_dir(), content, scan, progress).map_err(
+            |e| match e {
+                IngestError::Read(e) => self.corrupt(kind, d.digest(), e.to_string()),
+                IngestError::Layer(e) => self.corrupt(kind, d.digest(), e.to_string()),
+                IngestError::Store(e) => TransportError::Store(e),
+            },
+        )?;
+        let discard = |err: TransportError| {
+            let _ = std::fs::remove_file(&staged.path);
+            Err(err)
+        };
+        if staged.size != d.size() {
+            return discard(self.corrupt(
+                kind,
+                d.digest(),
+                format!(
+                    "{} bytes where its descriptor announces {}",
+                    staged.size,
+                    d.size()
+                ),
+            ));
+        }
+        if &staged.digest != d.digest() {
+            return discard(self.corrupt(
+                kind,
+                d.digest(),
+                format!(
+                    "content does not match its digest (it hashes to {})",
+                    staged.digest
+                ),
+            ));
+        }
+        let info = match (kind, &staged.layer) {
+            (BlobKind::Layer { diff_id }, Some(stats)) => {
+                let found = stats
+                    .diff_id
+                    .clone()
+                    .unwrap_or_else(|| staged.digest.clone());
+                if &found != diff_id {
+                    return discard(self.corrupt(kind, d.digest(), format!("uncompressed content hashes to {found}, but the image config expects diff ID {diff_id}")));
+                }
+                Some(LayerInfo {
+                    diff_id: found,
+                    size: stats.unpacked_size,
+                })
+            }
+            _ => None,
+        };
+        lock(&self.staged).push((staged, info));
+        Ok(())
+    }
+
+    fn put_manifest(&self, m: &RawManifest, names: &[Reference]) -> Result<(), TransportError> {
+        if !self.store.has_blob(&m.digest) && !self.is_staged(&m.digest) {
+            let d = m.descriptor();
+            self.put_blob(&d, &BlobKind::Manifest, &mut &m.bytes[..], &|_| {})?;
+        }
+        lock(&self.manifests).push((m.clone(), names.to_vec()));
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<(), TransportError> {
+        let manifests = lock(&self.manifests).clone();
+        let needed = self.needed(&manifests)?;
+        let store = self.store;
+        let _guard = store.lock()?;
+        let mut staged = std::mem::take(&mut *lock(&self.staged));
+        for (blob, info) in &staged {
+            let dest = store.blob_path(&blob.digest);
+            if dest.exists() {
+                let _ = std::fs::remove_file(&blob.path);
+            } else {
+                std::fs::rename(&blob.path, &dest)
+                    .map_err(|e| StoreError::io("rename into place", &dest, e))?;
+            }
+            if let Some(info) = info {
+                store.write_layer_info(&blob.digest, info)?;
+            }
+        }
+        staged.clear();
+        blobs::sync_dir(&store.root.join("blobs/sha256"))?;
+        for d in &needed {
+            if !store.has_blob(d) {
+                return Err(StoreError::Raced(d.clone()).into());
+            }
+        }
+        let changes = store.update_entries_locked(|entries| {
+            let mut changes = Vec::new();
+            for (m, names) in &manifests {
+                let d = m.descriptor();
+                if names.is_empty() {
+                    // Children of an index are reached through it; only a
+                    // top-level image with no name becomes a dangling entry.
+                    if m.kind().ok() == Some(ManifestKind::Image)
+                        && !is_child(&manifests, &m.digest)
+                    {
+                        entries.ensure_present(&d);
+                    }
+                }
+                let id = serde_json::from_slice::<ImageManifest>(&m.bytes)
+                    .ok()
+                    .map(|p| p.config().digest().clone());
+                for name in names {
+                    let change = entries.set_name(name, &d);
+                    if let (Some(prev), Some(id)) = (&change.previous, &id) {
+                        store.forget_if_same_image(entries, prev, id);
+                    }
+                    changes.push(change);
+                }
+            }
+            Ok(changes)
+        })?;
+        *lock(&self.changes) = changes;
+        Ok(())
+    }
+}
+
+/// True when some recorded index names `digest` as a child.
+fn is_child(manifests: &[(RawManifest, Vec<Reference>)], digest: &Digest) -> bool {
+    manifests.iter().any(|(m, _)| {
+        m.kind().ok() == Some(ManifestKind::Index)
+            && Index::new(m.clone())
+                .is_ok_and(|i| i.children().iter().any(|c| c.digest() == digest))
+    })
+}
+
+impl Drop for StoreSink<'_> {
+    fn drop(&mut self) {
+        for (blob, _) in lock(&self.staged).drain(..) {
+            let _ = std::fs::remove_file(&blob.path);
+        }
+    }
+}
+
+impl Source for Store {
+    fn place(&self) -> String {
+        format!("store {}", self.root().display())
+    }
+
+    fn open_blob(&self, d: &Descriptor) -> Result<BlobReader<'_>, TransportError> {
+        Ok(Box::new(Store::open_blob(self, d.digest())?))
+    }
+
+    fn verified_at_rest(&self) -> bool {
+        true
+    }
+}
