@@ -59,7 +59,7 @@ pub fn main() -> i32 {
 pub fn chain(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = without_os_error(&cause.to_string());
         if out.contains(&text) {
             continue;
         }
@@ -69,6 +69,14 @@ pub fn chain(e: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+/// Drops Rust's " (os error N)" suffix: the text before it already says it.
+fn without_os_error(text: &str) -> String {
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text.to_string(),
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -96,6 +104,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Store::open(&root)
             .with_context(|| format!("cannot open the image store at {}", root.display()))
     };
+    // `docker inspect` speaks of objects, `docker image inspect` of images.
+    let inspect_noun = if matches!(cli.command, Command::Image(_)) {
+        "image"
+    } else {
+        "object"
+    };
     let command = match cli.command {
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => Command::Images(a),
@@ -112,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(a) => cmd::images::run(&store()?, &a),
         Command::Tag(a) => cmd::tag::run(&store()?, &a),
         Command::History(a) => cmd::history::run(&store()?, &a),
-        Command::Inspect(a) => cmd::inspect::run(&store()?, &a),
+        Command::Inspect(a) => cmd::inspect::run(&store()?, &a, inspect_noun),
         Command::Rmi(a) => cmd::rmi::run(&store()?, &a),
         Command::Save(a) => cmd::save::run(&store()?, &a),
         Command::Load(a) => cmd::load::run(&store()?, &a),

@@ -99,6 +99,17 @@ pub fn run(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let fmt = OutputFormat::parse(args.format.as_deref());
-    format::write_rows(&mut out, &fmt, DEFAULT_TABLE, HEADERS, &rows)?;
+    // Without -H the CREATED column holds timestamps, and docker says so.
+    let headers: Vec<(&str, &str)> = HEADERS
+        .iter()
+        .map(|&(k, v)| {
+            if k == "CreatedSince" && !args.human {
+                (k, "CREATED AT")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    format::write_rows(&mut out, &fmt, DEFAULT_TABLE, &headers, &rows)?;
     Ok(())
 }

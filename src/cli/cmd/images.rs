@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{anyhow, bail};
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Timelike};
 use serde::Serialize;
 
 use strata::format::{self, OutputFormat};
@@ -145,13 +145,15 @@ pub fn run(store: &Store, args: &ImagesArgs) -> anyhow::Result<()> {
                     format::truncate_id(id.as_ref())
                 },
                 created_since: format::created_since(l.created, now),
+                // docker keeps image creation times in whole seconds here.
                 created_at: l
                     .created
+                    .and_then(|t| t.with_nanosecond(0))
                     .map(|t| format::go_time_string(&t))
                     .unwrap_or_default(),
                 size: format::human_size(size),
                 containers: "N/A".into(),
-                virtual_size: format::human_size(size),
+                virtual_size: format::human_size_precision(size as f64, 4),
                 shared_size: "N/A".into(),
                 unique_size: "N/A".into(),
             });

@@ -210,7 +210,7 @@ fn inspect(store: &Store, found: &StoredImage) -> anyhow::Result<ImageInspect> {
 
 /// Runs `inspect`: every image found is printed; each one not found is
 /// reported on standard error and makes the exit status 1.
-pub fn run(store: &Store, args: &InspectArgs) -> anyhow::Result<()> {
+pub fn run(store: &Store, args: &InspectArgs, noun: &str) -> anyhow::Result<()> {
     if let Some(kind) = &args.kind
         && kind != "image"
     {
@@ -251,7 +251,7 @@ pub fn run(store: &Store, args: &InspectArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for name in &missing {
-        eprintln!("Error: No such image: {name}");
+        eprintln!("Error: No such {noun}: {name}");
     }
     Err(Reported(1).into())
 }

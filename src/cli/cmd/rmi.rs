@@ -25,8 +25,12 @@ pub fn run(store: &Store, args: &RmiArgs) -> anyhow::Result<()> {
                     }
                 }
             }
+            // docker names a missing image as it was typed here.
+            Err(RemoveError::Lookup(LookupError::NotFound(_))) => {
+                errors.push(format!("No such image: {name}"))
+            }
             Err(e) => {
-                fatal |= !matches!(e, RemoveError::Lookup(LookupError::NotFound(_)));
+                fatal = true;
                 errors.push(e.to_string());
             }
         }

@@ -16,6 +16,15 @@ pub use write::{ArchiveSink, OutputCompression};
 /// "standard input") so every message says which archive was at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// The archive could not be opened.
+    #[error("cannot open {archive}: {source}")]
+    Open {
+        /// The archive.
+        archive: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
     /// Reading or writing failed.
     #[error("{archive}: {source}")]
     Io {

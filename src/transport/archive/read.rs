@@ -77,7 +77,7 @@ impl ArchiveSource {
         let (name, file) = match input {
             Input::Path(p) => {
                 let name = p.display().to_string();
-                let f = File::open(p).map_err(|e| ArchiveError::Io {
+                let f = File::open(p).map_err(|e| ArchiveError::Open {
                     archive: name.clone(),
                     source: e,
                 })?;
