@@ -25,7 +25,7 @@ const HEADERS: &[(&str, &str)] = &[
     ("CreatedAt", "CREATED AT"),
     ("Size", "SIZE"),
     ("Containers", "CONTAINERS"),
-    ("VirtualSize", "VIRTUAL SIZE"),
+    ("VirtualSize", "SIZE"),
     ("SharedSize", "SHARED SIZE"),
     ("UniqueSize", "UNIQUE SIZE"),
 ];

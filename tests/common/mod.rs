@@ -1,0 +1,242 @@
+//! Shared helpers for the end-to-end tests: run the real `strata` binary
+//! against a temporary store, and the peer tools beside it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The output of one command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics, showing everything, unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed with a one-line error.
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded:\n{}",
+            self.stdout
+        );
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "error is not one line:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A strata store in a temporary directory, removed afterwards.
+pub struct Strata {
+    pub dir: tempfile::TempDir,
+}
+
+impl Strata {
+    pub fn new() -> Strata {
+        Strata {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    /// The store's root.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// A scratch path beside the store.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.env("STRATA_ROOT", self.root())
+            .env("TZ", "UTC")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs strata with these arguments.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().expect("run strata"))
+    }
+
+    /// Runs strata with a file as standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &Path) -> Run {
+        let file = std::fs::File::open(input).expect("open input");
+        Run::from(
+            self.command()
+                .args(args)
+                .stdin(file)
+                .output()
+                .expect("run strata"),
+        )
+    }
+
+    /// Every file under the store with its contents' digest, to show that a
+    /// failed command left the store exactly as it was.
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        walk(&self.root(), &self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        if rel.ends_with("/lock") || rel == ".strata/lock" {
+            continue;
+        }
+        if p.is_dir() {
+            out.push((rel.clone() + "/", String::new()));
+            walk(root, &p, out);
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            out.push((rel, sha256_hex(&bytes)));
+        }
+    }
+}
+
+/// sha256 of bytes as hex, computed by the system's sha256sum (a peer).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The repository's own small demo archive.
+pub fn demo_archive() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.tar")
+}
+
+/// A fixture built by scripts/fixtures. Missing fixtures fail the test
+/// with the command that builds them: nothing is skipped silently.
+pub fn fixture(name: &str) -> PathBuf {
+    let dir =
+        std::env::var_os("STRATA_FIXTURES").unwrap_or_else(|| "/var/cache/strata-fixtures".into());
+    let p = PathBuf::from(dir).join(name);
+    assert!(
+        p.exists(),
+        "fixture {} is missing: run scripts/fixtures (or scripts/test)",
+        p.display()
+    );
+    p
+}
+
+/// Runs a peer tool; panics with its output when it fails.
+#[track_caller]
+pub fn peer(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let run = Run::from(out);
+    assert_eq!(
+        run.code, 0,
+        "{program} {args:?} failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    run.stdout
+}
+
+/// The docker client talking to the test harness's private daemon.
+pub fn docker() -> Command {
+    let host = std::env::var("STRATA_TEST_DOCKER_HOST")
+        .expect("STRATA_TEST_DOCKER_HOST is not set: run the tests through scripts/test, which starts a private dockerd");
+    let bin = std::env::var("STRATA_DOCKER_BIN").unwrap_or_else(|_| "/usr/bin/docker".into());
+    let mut c = Command::new(bin);
+    c.env("DOCKER_HOST", host).env("TZ", "UTC");
+    c
+}
+
+/// Runs docker with these arguments.
+pub fn docker_run(args: &[&str]) -> Run {
+    Run::from(docker().args(args).output().expect("run docker"))
+}
+
+/// Replaces relative times ("2 years ago", "About an hour ago") by a
+/// placeholder, so outputs taken at different moments compare.
+pub fn mask_relative_times(text: &str) -> String {
+    let units = [
+        "second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks",
+        "month", "months", "year", "years",
+    ];
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut l = line.to_string();
+        for phrase in [
+            "Less than a second ago",
+            "About a minute ago",
+            "About an hour ago",
+        ] {
+            l = l.replace(phrase, &pad_like(phrase));
+        }
+        let words: Vec<&str> = l.split(' ').collect();
+        let mut rebuilt = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            if i + 2 < words.len()
+                && words[i].chars().all(|c| c.is_ascii_digit())
+                && !words[i].is_empty()
+                && units.contains(&words[i + 1])
+                && words[i + 2] == "ago"
+            {
+                let phrase = format!("{} {} ago", words[i], words[i + 1]);
+                rebuilt.push(pad_like(&phrase));
+                i += 3;
+            } else {
+                rebuilt.push(words[i].to_string());
+                i += 1;
+            }
+        }
+        out.push_str(&rebuilt.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+fn pad_like(phrase: &str) -> String {
+    "~".repeat(phrase.chars().count())
+}
