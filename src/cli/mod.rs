@@ -49,7 +49,8 @@ pub fn main() -> i32 {
                 return 0;
             }
             let _ = io::stdout().flush();
-            eprintln!("Error: {}", chain(&e));
+            // One line, whatever a cause quotes.
+            eprintln!("Error: {}", chain(&e).replace(['\n', '\r'], " "));
             1
         }
     }

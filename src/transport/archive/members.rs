@@ -53,14 +53,15 @@ impl Members {
             .len();
         let corrupt = |count: usize, e: io::Error| {
             if count == 0 {
+                // The tar reader's message quotes the bytes it choked on.
                 ArchiveError::NotAnArchive {
                     archive: name.into(),
-                    reason: format!("not a tar stream ({e})"),
+                    reason: "it does not start with a tar header".into(),
                 }
             } else {
                 ArchiveError::Corrupt {
                     archive: name.into(),
-                    reason: e.to_string(),
+                    reason: format!("after {count} members: {}", one_line(&e.to_string())),
                 }
             }
         };
@@ -188,6 +189,13 @@ impl Members {
         }
         Ok(Some(out))
     }
+}
+
+/// Keeps an error message on one line, whatever bytes it quotes.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Reads one member's bytes with positioned reads, so several members can

@@ -100,8 +100,8 @@ pub(crate) struct Staged {
     pub digest: Digest,
     /// Bytes written.
     pub size: u64,
-    /// For layers: what the tar holds.
-    pub layer: Option<LayerStats>,
+    /// For layers: what the tar holds, or why it is not a valid layer.
+    pub layer: Option<Result<LayerStats, RootfsError>>,
 }
 
 /// Why an ingest failed: the content (a bad layer) or the disk.
@@ -109,8 +109,6 @@ pub(crate) struct Staged {
 pub(crate) enum IngestError {
     /// Reading the content failed (including a source's digest check).
     Read(io::Error),
-    /// The layer's tar stream is invalid.
-    Layer(RootfsError),
     /// Writing to the store failed.
     Store(StoreError),
 }
@@ -139,56 +137,43 @@ fn ingest_to(
     scan: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Staged, IngestError> {
-    let mut file =
-        File::create(path).map_err(|e| IngestError::Store(StoreError::io("create", path, e)))?;
+    let store_err = |action, e| IngestError::Store(StoreError::io(action, path, e));
+    let mut file = File::create(path).map_err(|e| store_err("create", e))?;
     let mut hasher = Hasher::new();
-    let mut write = |chunk: &[u8], hasher: &mut Hasher| -> Result<(), IngestError> {
-        hasher.update(chunk);
-        file.write_all(chunk)
-            .map_err(|e| IngestError::Store(StoreError::io("write", path, e)))?;
-        progress(hasher.len());
-        Ok(())
-    };
-    let layer = if scan {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
-        std::thread::scope(|s| {
-            let scanner = s.spawn(move || {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let layer = std::thread::scope(|s| {
+        let scanner = scan.then(|| {
+            s.spawn(move || {
                 rootfs::scan_layer(BufReader::with_capacity(CHUNK, ChannelReader::new(rx)))
-            });
-            let fed = (|| {
-                loop {
-                    let chunk = read_chunk(content)?;
-                    if chunk.is_empty() {
-                        return Ok(());
-                    }
-                    write(&chunk, &mut hasher)?;
-                    if tx.send(chunk).is_err() {
-                        // The scanner stopped early: its error says why.
-                        return Ok(());
-                    }
-                }
-            })();
-            drop(tx);
-            let scanned = scanner.join().unwrap_or_else(|_| {
-                Err(RootfsError::Read(io::Error::other(
-                    "layer scanner panicked",
-                )))
-            });
-            fed?;
-            scanned.map(Some).map_err(IngestError::Layer)
-        })?
-    } else {
+            })
+        });
+        let mut tx = scanner.is_some().then_some(tx);
         loop {
             let chunk = read_chunk(content)?;
             if chunk.is_empty() {
                 break;
             }
-            write(&chunk, &mut hasher)?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).map_err(|e| store_err("write", e))?;
+            progress(hasher.len());
+            if let Some(t) = &tx
+                && t.send(chunk).is_err()
+            {
+                // The scanner gave up on a bad tar; reading on lets the
+                // digest check, which says more, speak first.
+                tx = None;
+            }
         }
-        None
-    };
-    file.sync_all()
-        .map_err(|e| IngestError::Store(StoreError::io("sync", path, e)))?;
+        drop(tx);
+        Ok(scanner.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(RootfsError::Read(io::Error::other(
+                    "layer scanner panicked",
+                )))
+            })
+        }))
+    })?;
+    file.sync_all().map_err(|e| store_err("sync", e))?;
     let size = hasher.len();
     Ok(Staged {
         path: path.to_path_buf(),
@@ -197,7 +182,6 @@ fn ingest_to(
         layer,
     })
 }
-
 /// Reads up to one chunk, retrying short reads so chunks stay large.
 fn read_chunk(r: &mut dyn Read) -> Result<Vec<u8>, IngestError> {
     let mut buf = vec![0u8; CHUNK];

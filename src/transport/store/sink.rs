@@ -127,7 +127,6 @@ impl Sink for StoreSink<'_> {
         let staged = blobs::ingest(&self.store.ingest_dir(), content, scan, progress).map_err(
             |e| match e {
                 IngestError::Read(e) => self.corrupt(kind, d.digest(), e.to_string()),
-                IngestError::Layer(e) => self.corrupt(kind, d.digest(), e.to_string()),
                 IngestError::Store(e) => TransportError::Store(e),
             },
         )?;
@@ -157,7 +156,10 @@ impl Sink for StoreSink<'_> {
             ));
         }
         let info = match (kind, &staged.layer) {
-            (BlobKind::Layer { diff_id }, Some(stats)) => {
+            (BlobKind::Layer { .. }, Some(Err(e))) => {
+                return discard(self.corrupt(kind, d.digest(), e.to_string()));
+            }
+            (BlobKind::Layer { diff_id }, Some(Ok(stats))) => {
                 let found = stats
                     .diff_id
                     .clone()
