@@ -1,0 +1,77 @@
+//! Several strata processes loading, tagging and removing in one store at
+//! once lose nothing: every name any of them set is there afterwards.
+
+mod common;
+
+use std::process::Child;
+
+use common::{Strata, demo_archive};
+
+fn spawn(s: &Strata, args: &[&str]) -> Child {
+    s.command().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+}
+
+fn wait_ok(child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "a concurrent strata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn parallel_loads_and_tags_lose_no_name() {
+    let s = Strata::new();
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()]).ok();
+    let archive = demo_archive();
+    let archive = archive.to_str().unwrap();
+    let mut children = Vec::new();
+    for round in 0..6 {
+        children.push(spawn(&s, &["load", "-i", archive]));
+        for t in 0..5 {
+            let name = format!("par/tag{round}:{t}");
+            children.push(spawn(&s, &["tag", "strata-demo/hello:1.0", &name]));
+        }
+    }
+    for c in children {
+        wait_ok(c);
+    }
+    let names = s.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok().stdout;
+    let mut expected: Vec<String> = (0..6).flat_map(|r| (0..5).map(move |t| format!("par/tag{r}:{t}"))).collect();
+    expected.push("strata-demo/hello:1.0".into());
+    expected.sort();
+    let mut got: Vec<String> = names.lines().map(str::to_string).collect();
+    got.sort();
+    assert_eq!(got, expected);
+    // index.json lists each name once.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), expected.len());
+    // The ingest area is empty: no half-written blob was left behind.
+    assert_eq!(std::fs::read_dir(s.root().join(".strata/ingest")).unwrap().count(), 0);
+}
+
+#[test]
+fn removals_beside_loads_never_leave_a_name_without_its_blobs() {
+    let s = Strata::new();
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()]).ok();
+    let archive = demo_archive();
+    let archive = archive.to_str().unwrap();
+    for _ in 0..8 {
+        let a = spawn(&s, &["load", "-i", archive]);
+        let b = spawn(&s, &["rmi", "-f", "strata-demo/hello:1.0"]);
+        // Either may win; neither may corrupt the store.
+        let _ = a.wait_with_output().unwrap();
+        let _ = b.wait_with_output().unwrap();
+        let listed = s.run(&["images", "-q"]).ok().stdout;
+        if listed.trim() == "b1dcaf3cc163" {
+            // A listed image can be read whole: history needs every layer's size.
+            s.run(&["history", "strata-demo/hello:1.0"]).ok();
+            let out = s.path("check.tar");
+            s.run(&["save", "-o", out.to_str().unwrap(), "strata-demo/hello:1.0"]).ok();
+        } else {
+            assert_eq!(listed, "");
+        }
+    }
+}
