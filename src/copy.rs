@@ -27,6 +27,14 @@ pub enum Copyable {
 }
 
 impl Copyable {
+    /// The digest of the top-level manifest or index.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            Copyable::Image(i) => &i.manifest().digest,
+            Copyable::Index(i, _) => &i.manifest().digest,
+        }
+    }
+
     /// The images whose blobs move.
     pub fn images(&self) -> &[Image] {
         match self {

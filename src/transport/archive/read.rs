@@ -159,45 +159,71 @@ impl ArchiveSource {
         }
     }
 
+    /// The images, from `index.json` first (it keeps indexes whole and
+    /// manifests byte for byte), then from `manifest.json` for any image the
+    /// index does not hold (legacy archives, images saved by ID by docker).
     fn read_images(&mut self) -> Result<(), ArchiveError> {
-        if let Some(bytes) = self.members.read_small("manifest.json")? {
+        let has_index = self.members.contains("index.json");
+        let manifest_json = self.members.read_small("manifest.json")?;
+        if !has_index && manifest_json.is_none() {
+            let reason = if self.members.contains("repositories") {
+                "it has no manifest.json: archives from docker before 1.10 are not supported"
+            } else {
+                "a tar file with neither manifest.json nor index.json"
+            };
+            return Err(ArchiveError::NotAnArchive {
+                archive: self.name.clone(),
+                reason: reason.into(),
+            });
+        }
+        if has_index {
+            let index = self.read_oci_index()?;
+            for d in index.manifests() {
+                let name = entry_name(d);
+                if let Some(known) = self
+                    .images
+                    .iter_mut()
+                    .find(|i| i.what.digest() == d.digest())
+                {
+                    known.names.extend(name);
+                    continue;
+                }
+                let what = self.oci_copyable(d, "index.json")?;
+                self.images.push(ArchiveImage {
+                    what,
+                    names: name.into_iter().collect(),
+                });
+            }
+        }
+        if let Some(bytes) = manifest_json {
             let items: Vec<ManifestItem> =
                 serde_json::from_slice(&bytes).map_err(|e| self.bad("manifest.json", e))?;
             let originals = self.oci_manifests_by_config()?;
             for item in items {
                 let image = self.docker_image(&item, &originals)?;
                 let mut names = Vec::new();
-                for tag in item.repo_tags.unwrap_or_default() {
-                    names.push(
-                        Reference::parse(&tag)
-                            .map_err(|e| self.bad("manifest.json", e))?
-                            .with_default_tag(),
-                    );
+                for tag in item.repo_tags.iter().flatten() {
+                    let name = Reference::parse(tag).map_err(|e| self.bad("manifest.json", e))?;
+                    names.push(name.with_default_tag());
                 }
-                self.images.push(ArchiveImage {
-                    what: Copyable::Image(Box::new(image)),
-                    names,
-                });
+                let known = self
+                    .images
+                    .iter_mut()
+                    .find(|i| i.what.images().iter().any(|im| im.id() == image.id()));
+                match known {
+                    Some(known) => {
+                        for n in names {
+                            if !known.names.contains(&n) {
+                                known.names.push(n);
+                            }
+                        }
+                    }
+                    None => self.images.push(ArchiveImage {
+                        what: Copyable::Image(Box::new(image)),
+                        names,
+                    }),
+                }
             }
-        } else if self.members.contains("index.json") {
-            let index = self.read_oci_index()?;
-            for d in index.manifests() {
-                let names: Vec<Reference> = entry_name(d).into_iter().collect();
-                let what = self.oci_copyable(d, "index.json")?;
-                self.images.push(ArchiveImage { what, names });
-            }
-        } else if self.members.contains("repositories") {
-            return Err(ArchiveError::Unsupported {
-                archive: self.name.clone(),
-                reason:
-                    "it has no manifest.json: archives from docker before 1.10 are not supported"
-                        .into(),
-            });
-        } else {
-            return Err(ArchiveError::NotAnArchive {
-                archive: self.name.clone(),
-                reason: "a tar file with neither manifest.json nor index.json".into(),
-            });
         }
         if self.images.is_empty() {
             return Err(ArchiveError::NotAnArchive {

@@ -218,10 +218,9 @@ impl Sink for StoreSink<'_> {
                 let d = m.descriptor();
                 if names.is_empty() {
                     // Children of an index are reached through it; only a
-                    // top-level image with no name becomes a dangling entry.
-                    if m.kind().ok() == Some(ManifestKind::Image)
-                        && !is_child(&manifests, &m.digest)
-                    {
+                    // top-level image or index with no name becomes a
+                    // dangling entry.
+                    if !is_child(&manifests, &m.digest) {
                         entries.ensure_present(&d);
                     }
                 }
