@@ -8,7 +8,12 @@ use std::process::Child;
 use common::{Strata, demo_archive};
 
 fn spawn(s: &Strata, args: &[&str]) -> Child {
-    s.command().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    s.command()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn wait_ok(child: Child) {
@@ -23,7 +28,8 @@ fn wait_ok(child: Child) {
 #[test]
 fn parallel_loads_and_tags_lose_no_name() {
     let s = Strata::new();
-    s.run(&["load", "-i", demo_archive().to_str().unwrap()]).ok();
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()])
+        .ok();
     let archive = demo_archive();
     let archive = archive.to_str().unwrap();
     let mut children = Vec::new();
@@ -37,8 +43,13 @@ fn parallel_loads_and_tags_lose_no_name() {
     for c in children {
         wait_ok(c);
     }
-    let names = s.run(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok().stdout;
-    let mut expected: Vec<String> = (0..6).flat_map(|r| (0..5).map(move |t| format!("par/tag{r}:{t}"))).collect();
+    let names = s
+        .run(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok()
+        .stdout;
+    let mut expected: Vec<String> = (0..6)
+        .flat_map(|r| (0..5).map(move |t| format!("par/tag{r}:{t}")))
+        .collect();
     expected.push("strata-demo/hello:1.0".into());
     expected.sort();
     let mut got: Vec<String> = names.lines().map(str::to_string).collect();
@@ -49,13 +60,19 @@ fn parallel_loads_and_tags_lose_no_name() {
         serde_json::from_slice(&std::fs::read(s.root().join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), expected.len());
     // The ingest area is empty: no half-written blob was left behind.
-    assert_eq!(std::fs::read_dir(s.root().join(".strata/ingest")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.root().join(".strata/ingest"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn removals_beside_loads_never_leave_a_name_without_its_blobs() {
     let s = Strata::new();
-    s.run(&["load", "-i", demo_archive().to_str().unwrap()]).ok();
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()])
+        .ok();
     let archive = demo_archive();
     let archive = archive.to_str().unwrap();
     for _ in 0..8 {
@@ -69,7 +86,8 @@ fn removals_beside_loads_never_leave_a_name_without_its_blobs() {
             // A listed image can be read whole: history needs every layer's size.
             s.run(&["history", "strata-demo/hello:1.0"]).ok();
             let out = s.path("check.tar");
-            s.run(&["save", "-o", out.to_str().unwrap(), "strata-demo/hello:1.0"]).ok();
+            s.run(&["save", "-o", out.to_str().unwrap(), "strata-demo/hello:1.0"])
+                .ok();
         } else {
             assert_eq!(listed, "");
         }
