@@ -396,7 +396,7 @@ fn save_then_load_keeps_the_image_id_and_layers_once() {
 }
 
 #[test]
-fn save_by_repository_name_saves_every_tag_and_refuses_a_terminal_free_pipe_is_fine() {
+fn save_by_repository_name_saves_every_tag_to_standard_output() {
     let s = loaded();
     s.run(&["tag", "strata-demo/hello:1.0", "strata-demo/hello:extra"])
         .ok();
@@ -475,4 +475,71 @@ fn usage_errors_exit_125_as_docker() {
     let s = Strata::new();
     assert_eq!(s.run(&["images", "--bogus"]).code, 125);
     assert_eq!(s.run(&["history", "-H", "false", "x"]).code, 125);
+}
+
+/// Runs a shell command line under a pseudo-terminal (util-linux `script`).
+fn on_terminal(s: &Strata, line: &str) -> common::Run {
+    let out = std::process::Command::new("script")
+        .args(["-qec", line, "/dev/null"])
+        .env("STRATA_ROOT", s.root())
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn load_draws_docker_progress_bars_on_a_terminal() {
+    let s = Strata::new();
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let out = on_terminal(
+        &s,
+        &format!("stty cols 150; {bin} load -i {}", demo_archive().display()),
+    );
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    // One bar per layer, named by its diff ID, completed; then the result.
+    assert!(out.stdout.contains("4a13a9246044: Loading layer [==================================================>]  10.24kB/10.24kB"), "{:?}", out.stdout);
+    assert!(
+        out.stdout.contains("0da46754b696: Loading layer [="),
+        "{:?}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Loaded image: strata-demo/hello:1.0"),
+        "{:?}",
+        out.stdout
+    );
+    // Loaded again: nothing to move, so no bars.
+    let again = on_terminal(&s, &format!("{bin} load -i {}", demo_archive().display()));
+    assert!(
+        !again.stdout.contains("Loading layer"),
+        "{:?}",
+        again.stdout
+    );
+}
+
+#[test]
+fn save_refuses_to_write_an_archive_to_a_terminal() {
+    let s = loaded();
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let out = on_terminal(&s, &format!("{bin} save strata-demo/hello:1.0"));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains(
+            "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect"
+        ),
+        "{:?}",
+        out.stdout
+    );
+    let load = on_terminal(&s, &format!("{bin} load"));
+    assert_eq!(load.code, 1);
+    assert!(
+        load.stdout
+            .contains("Error: requested load from stdin, but stdin is empty"),
+        "{:?}",
+        load.stdout
+    );
 }
