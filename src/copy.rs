@@ -13,9 +13,9 @@ use oci_spec::image::Descriptor;
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{Image, Index};
-use crate::progress::{BlobKind, Event, Progress};
+use crate::progress::{BlobKind, Event, Outcome, Progress};
 use crate::reference::Reference;
-use crate::transport::{Sink, Source, TransportError};
+use crate::transport::{Presence, Sink, Source, TransportError};
 
 /// What to copy: one image, or an index with the children to carry.
 #[derive(Debug, Clone)]
@@ -106,16 +106,25 @@ pub fn copy(
             if !seen.insert(d.digest().clone()) {
                 continue;
             }
-            if sink.has_blob(&d)? {
-                progress.event(Event::BlobDone {
-                    digest: d.digest().clone(),
-                    kind,
-                    skipped: true,
-                });
-                report.skipped.push(d.digest().clone());
-            } else {
-                todo.push((d, kind));
-            }
+            let outcome = match sink.has_blob(&d)? {
+                Presence::Absent => {
+                    progress.event(Event::BlobQueued {
+                        digest: d.digest().clone(),
+                        kind: kind.clone(),
+                        size: d.size(),
+                    });
+                    todo.push((d, kind));
+                    continue;
+                }
+                Presence::Present => Outcome::Present,
+                Presence::Mounted { from } => Outcome::Mounted { from },
+            };
+            progress.event(Event::BlobDone {
+                digest: d.digest().clone(),
+                kind,
+                outcome,
+            });
+            report.skipped.push(d.digest().clone());
         }
     }
     transfer_all(source, sink, &todo, options, progress)?;
@@ -221,7 +230,7 @@ fn transfer(
     progress.event(Event::BlobDone {
         digest,
         kind: kind.clone(),
-        skipped: false,
+        outcome: Outcome::Moved,
     });
     Ok(())
 }

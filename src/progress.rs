@@ -20,6 +20,16 @@ pub enum BlobKind {
 /// One thing that happened while copying.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// A blob will be transferred (the sink lacks it). Sent for every such
+    /// blob in image order, before any transfer starts.
+    BlobQueued {
+        /// The blob's digest.
+        digest: Digest,
+        /// What the blob is.
+        kind: BlobKind,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// A blob transfer starts.
     BlobStart {
         /// The blob's digest.
@@ -44,8 +54,22 @@ pub enum Event {
         digest: Digest,
         /// What the blob is.
         kind: BlobKind,
-        /// True when the sink already had it and nothing moved.
-        skipped: bool,
+        /// How the sink came to have it.
+        outcome: Outcome,
+    },
+}
+
+/// How a blob reached the sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its bytes were copied.
+    Moved,
+    /// The sink already had it; nothing moved.
+    Present,
+    /// The sink linked it from another repository of the same registry.
+    Mounted {
+        /// The repository it came from.
+        from: String,
     },
 }
 

@@ -13,6 +13,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// A registry (HOST[:PORT]) to reach without TLS verification or over
+    /// plain HTTP; registries on 127.0.0.0/8 and localhost always are.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -36,6 +41,16 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN.
     Load(LoadArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// Search Docker Hub (or a registry's catalog) for images.
+    Search(SearchArgs),
+    /// Log in to a registry.
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
     /// Manage images (docker's `image` command group).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -60,6 +75,92 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN.
     Load(LoadArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+}
+
+/// `pull [OPTIONS] NAME[:TAG|@DIGEST]`
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all platforms of a multi-platform image, keeping its index.
+    #[arg(short, long)]
+    pub all_platforms: bool,
+    /// Pull this platform (os/arch[/variant]) instead of the host's.
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = 3, value_name = "int")]
+    pub max_concurrent_downloads: usize,
+    /// The image.
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub name: String,
+}
+
+/// `push [OPTIONS] NAME[:TAG]`
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of the repository.
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Layers uploaded at once.
+    #[arg(long, default_value_t = 5, value_name = "int")]
+    pub max_concurrent_uploads: usize,
+    /// The image.
+    #[arg(value_name = "NAME[:TAG]")]
+    pub name: String,
+}
+
+/// `search [OPTIONS] TERM`
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided (stars=N, is-official=BOOL, is-automated=BOOL).
+    #[arg(short, long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template.
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    /// Max number of search results.
+    #[arg(long, default_value_t = 25, value_name = "int")]
+    pub limit: usize,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// What to look for; `HOST[:PORT]/TERM` searches that registry's catalog.
+    #[arg(value_name = "TERM")]
+    pub term: String,
+}
+
+/// `login [OPTIONS] [SERVER]`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Password.
+    #[arg(short, long, value_name = "string")]
+    pub password: Option<String>,
+    /// Take the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Username.
+    #[arg(short, long, value_name = "string")]
+    pub username: Option<String>,
+    /// The registry (Docker Hub when omitted).
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+/// `logout [SERVER]`
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (Docker Hub when omitted).
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 /// `images [OPTIONS] [REPOSITORY[:TAG]]`

@@ -105,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Store::open(&root)
             .with_context(|| format!("cannot open the image store at {}", root.display()))
     };
+    let registries = cmd::registry::Registries::new(&cli.insecure_registries);
     // `docker inspect` speaks of objects, `docker image inspect` of images.
     let inspect_noun = if matches!(cli.command, Command::Image(_)) {
         "image"
@@ -120,6 +121,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ImageCommand::Rm(a) => Command::Rmi(a),
             ImageCommand::Save(a) => Command::Save(a),
             ImageCommand::Load(a) => Command::Load(a),
+            ImageCommand::Pull(a) => Command::Pull(a),
+            ImageCommand::Push(a) => Command::Push(a),
         },
         other => other,
     };
@@ -131,6 +134,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rmi(a) => cmd::rmi::run(&store()?, &a),
         Command::Save(a) => cmd::save::run(&store()?, &a),
         Command::Load(a) => cmd::load::run(&store()?, &a),
+        Command::Pull(a) => cmd::pull::run(&store()?, &registries, &a),
+        Command::Push(a) => cmd::push::run(&store()?, &registries, &a),
+        Command::Search(a) => cmd::search::run(&registries, &a),
+        Command::Login(a) => cmd::login::login(&registries, &a),
+        Command::Logout(a) => cmd::login::logout(&a),
         Command::Image(_) => unreachable!("image subcommands are mapped above"),
     }
 }

@@ -1,5 +1,7 @@
-//! Progress on a terminal, drawn as docker draws it: one line per layer,
-//! `ID: STATUS [====>   ]  DONE/TOTAL`, redrawn in place.
+//! Transfer progress as docker shows it. On a terminal, one line per layer
+//! redrawn in place (`ID: STATUS [====>   ]  DONE/TOTAL`); otherwise the
+//! status changes as plain lines (pull and push), or nothing (load, whose
+//! docker counterpart is quiet when not on a terminal).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use strata::digest::Digest;
 use strata::format::human_size_precision;
-use strata::progress::{BlobKind, Event, Progress};
+use strata::progress::{BlobKind, Event, Outcome, Progress};
 
 /// Whether standard output is a terminal (progress bars are drawn only then).
 pub fn stdout_is_terminal() -> bool {
@@ -26,12 +28,25 @@ fn terminal_width() -> usize {
     }
 }
 
+/// Which command's words to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `load`: "Loading layer".
+    Load,
+    /// `pull`: "Pulling fs layer", "Downloading", "Download complete", "Pull complete".
+    Pull,
+    /// `push`: "Preparing", "Pushing", "Pushed", "Layer already exists".
+    Push,
+}
+
 struct Line {
     id: String,
-    status: &'static str,
+    status: String,
     done: u64,
     total: u64,
+    bar: bool,
     start: Instant,
+    finished: bool,
 }
 
 struct State {
@@ -39,38 +54,108 @@ struct State {
     by_digest: HashMap<Digest, usize>,
     drawn: usize,
     last_draw: Option<Instant>,
+    /// Layers a pull must download, in image order, for "Pull complete".
+    order: Vec<Digest>,
+    completed: usize,
 }
 
-/// Draws one line per layer as layers move.
-pub struct LayerBars {
-    status: &'static str,
-    state: Mutex<State>,
+/// Renders progress events for one command.
+pub struct Transfer {
+    mode: Mode,
+    terminal: bool,
     width: usize,
+    state: Mutex<State>,
 }
 
-impl LayerBars {
-    /// Bars labelled with `status` ("Loading layer").
-    pub fn new(status: &'static str) -> LayerBars {
-        LayerBars {
-            status,
+impl Transfer {
+    /// Progress for `mode`, drawn as bars when `terminal`.
+    pub fn new(mode: Mode, terminal: bool) -> Transfer {
+        Transfer {
+            mode,
+            terminal,
+            width: terminal_width(),
             state: Mutex::new(State {
                 lines: Vec::new(),
                 by_digest: HashMap::new(),
                 drawn: 0,
                 last_draw: None,
+                order: Vec::new(),
+                completed: 0,
             }),
-            width: terminal_width(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a line before any transfer (push's "Preparing").
+    pub fn announce(&self, digest: &Digest, id: &str, status: &str) {
+        let mut state = self.state();
+        self.line(&mut state, digest, id, status);
+        if self.terminal {
+            self.draw(&mut state);
         }
     }
 
     /// Draws the final state.
     pub fn finish(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.draw(&mut state);
+        let mut state = self.state();
+        if self.terminal {
+            self.draw(&mut state);
+        }
+    }
+
+    /// Sets a layer's status, adding its line if new; prints it when not
+    /// on a terminal.
+    fn line(&self, state: &mut State, digest: &Digest, id: &str, status: &str) -> usize {
+        if let Some(&i) = state.by_digest.get(digest) {
+            self.set(state, digest, status);
+            return i;
+        }
+        state.lines.push(Line {
+            id: id.to_string(),
+            status: status.to_string(),
+            done: 0,
+            total: 0,
+            bar: false,
+            start: Instant::now(),
+            finished: false,
+        });
+        let i = state.lines.len() - 1;
+        state.by_digest.insert(digest.clone(), i);
+        if !self.terminal {
+            println!("{id}: {status}");
+        }
+        i
+    }
+
+    fn set(&self, state: &mut State, digest: &Digest, status: &str) {
+        if let Some(&i) = state.by_digest.get(digest) {
+            state.lines[i].status = status.to_string();
+            state.lines[i].bar = false;
+            if !self.terminal {
+                println!("{}: {status}", state.lines[i].id);
+            }
+        }
+    }
+
+    /// The short ID docker shows: the blob digest on pull, the diff ID on load and push.
+    fn id_of(&self, digest: &Digest, kind: &BlobKind) -> Option<String> {
+        match kind {
+            BlobKind::Layer { diff_id } => {
+                let d = if self.mode == Mode::Pull {
+                    digest
+                } else {
+                    diff_id
+                };
+                Some(d.digest()[..12].to_string())
+            }
+            _ => None,
+        }
     }
 
     fn draw(&self, state: &mut State) {
-        let mut out = std::io::stdout().lock();
         let mut text = String::new();
         if state.drawn > 0 {
             text.push_str(&format!("\x1b[{}A", state.drawn));
@@ -82,13 +167,34 @@ impl LayerBars {
         }
         state.drawn = state.lines.len();
         state.last_draw = Some(Instant::now());
+        let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+    }
+
+    /// "Pull complete" for every downloaded layer whose predecessors are
+    /// complete too, as docker reports layers extracted in order.
+    fn complete_in_order(&self, state: &mut State) {
+        while state.completed < state.order.len() {
+            let d = state.order[state.completed].clone();
+            let done = state
+                .by_digest
+                .get(&d)
+                .is_some_and(|&i| state.lines[i].finished);
+            if !done {
+                break;
+            }
+            self.set(state, &d, "Pull complete");
+            state.completed += 1;
+        }
     }
 }
 
 /// One progress line in docker's jsonmessage format.
 fn render(line: &Line, width: usize) -> String {
+    if !line.bar {
+        return format!("{}: {}", line.id, line.status);
+    }
     let mut bar = String::new();
     let percentage = if line.total > 0 {
         ((line.done as f64 / line.total as f64 * 100.0) as usize / 2).min(50)
@@ -131,49 +237,102 @@ fn go_duration_secs(s: u64) -> String {
     }
 }
 
-impl Progress for LayerBars {
+impl Progress for Transfer {
     fn event(&self, event: Event) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state();
         let redraw = match event {
-            Event::BlobStart {
-                digest,
-                kind: BlobKind::Layer { diff_id },
-                size,
-            } => {
-                let id = diff_id.digest()[..12].to_string();
-                state.lines.push(Line {
-                    id,
-                    status: self.status,
-                    done: 0,
-                    total: size,
-                    start: Instant::now(),
-                });
-                let i = state.lines.len() - 1;
-                state.by_digest.insert(digest, i);
-                true
+            Event::BlobQueued { digest, kind, size } => {
+                let Some(id) = self.id_of(&digest, &kind) else {
+                    return;
+                };
+                match self.mode {
+                    Mode::Pull => {
+                        let i = self.line(&mut state, &digest, &id, "Pulling fs layer");
+                        state.lines[i].total = size;
+                        state.order.push(digest);
+                        true
+                    }
+                    Mode::Push | Mode::Load => {
+                        if let Some(&i) = state.by_digest.get(&digest) {
+                            state.lines[i].total = size;
+                        }
+                        false
+                    }
+                }
+            }
+            Event::BlobStart { digest, kind, size } => {
+                let Some(id) = self.id_of(&digest, &kind) else {
+                    return;
+                };
+                if self.mode == Mode::Load && self.terminal {
+                    let i = self.line(&mut state, &digest, &id, "Loading layer");
+                    state.lines[i].total = size;
+                }
+                if let Some(&i) = state.by_digest.get(&digest) {
+                    state.lines[i].start = Instant::now();
+                    state.lines[i].total = size;
+                }
+                self.terminal
             }
             Event::BlobProgress { digest, done, .. } => {
-                if let Some(&i) = state.by_digest.get(&digest) {
-                    state.lines[i].done = done;
-                }
-                state
-                    .last_draw
-                    .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
+                let Some(&i) = state.by_digest.get(&digest) else {
+                    return;
+                };
+                let status = match self.mode {
+                    Mode::Load => "Loading layer",
+                    Mode::Pull => "Downloading",
+                    Mode::Push => "Pushing",
+                };
+                let line = &mut state.lines[i];
+                line.done = done;
+                line.status = status.to_string();
+                line.bar = true;
+                self.terminal
+                    && state
+                        .last_draw
+                        .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
             }
             Event::BlobDone {
                 digest,
-                skipped: false,
-                ..
+                kind,
+                outcome,
             } => {
-                if let Some(&i) = state.by_digest.get(&digest) {
-                    let total = state.lines[i].total;
-                    state.lines[i].done = total;
+                let Some(id) = self.id_of(&digest, &kind) else {
+                    return;
+                };
+                match (self.mode, outcome) {
+                    (Mode::Load, Outcome::Moved) => {
+                        if let Some(&i) = state.by_digest.get(&digest) {
+                            let line = &mut state.lines[i];
+                            line.done = line.total;
+                            line.bar = true;
+                        }
+                    }
+                    (Mode::Load, _) => {}
+                    (Mode::Pull, Outcome::Moved) => {
+                        self.set(&mut state, &digest, "Verifying Checksum");
+                        self.set(&mut state, &digest, "Download complete");
+                        if let Some(&i) = state.by_digest.get(&digest) {
+                            state.lines[i].finished = true;
+                        }
+                        self.complete_in_order(&mut state);
+                    }
+                    (Mode::Pull, _) => {
+                        self.line(&mut state, &digest, &id, "Already exists");
+                    }
+                    (Mode::Push, outcome) => {
+                        let status = match outcome {
+                            Outcome::Moved => "Pushed".to_string(),
+                            Outcome::Present => "Layer already exists".to_string(),
+                            Outcome::Mounted { from } => format!("Mounted from {from}"),
+                        };
+                        self.line(&mut state, &digest, &id, &status);
+                    }
                 }
-                true
+                self.terminal
             }
-            _ => false,
         };
-        if redraw {
+        if redraw && self.terminal {
             self.draw(&mut state);
         }
     }
@@ -183,21 +342,27 @@ impl Progress for LayerBars {
 mod tests {
     use super::*;
 
+    fn line(done: u64, total: u64) -> Line {
+        Line {
+            id: "e81bff2725db".into(),
+            status: "Loading layer".into(),
+            done,
+            total,
+            bar: true,
+            start: Instant::now(),
+            finished: false,
+        }
+    }
+
     #[test]
     fn a_finished_line_matches_docker() {
-        let line = Line {
-            id: "e81bff2725db".into(),
-            status: "Loading layer",
-            done: 72_520_000,
-            total: 72_520_000,
-            start: Instant::now(),
-        };
+        let l = line(72_520_000, 72_520_000);
         assert_eq!(
-            render(&line, 200),
+            render(&l, 200),
             "e81bff2725db: Loading layer [==================================================>]  72.52MB/72.52MB"
         );
         assert_eq!(
-            render(&line, 80),
+            render(&l, 80),
             "e81bff2725db: Loading layer  72.52MB/72.52MB"
         );
     }

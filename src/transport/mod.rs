@@ -2,6 +2,7 @@
 //! both; the copy engine ([`crate::copy`]) joins them.
 
 pub mod archive;
+pub mod registry;
 pub mod store;
 
 use std::io::{self, Read};
@@ -45,6 +46,19 @@ pub enum TransportError {
         #[source]
         source: Box<ImageError>,
     },
+    /// A registry failed.
+    #[error(transparent)]
+    Registry(Box<registry::RegistryError>),
+    /// An index has no image for the platform asked for.
+    #[error("{place}: no image for platform {wanted} (the index has {available})")]
+    NoPlatform {
+        /// The repository.
+        place: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The platforms it has.
+        available: String,
+    },
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -74,8 +88,25 @@ impl TransportError {
     /// True when trying again may succeed (a dropped connection, a busy
     /// server). Local files and bad content never are.
     pub fn is_retryable(&self) -> bool {
-        false
+        match self {
+            TransportError::Registry(e) => e.is_retryable(),
+            _ => false,
+        }
     }
+}
+
+/// Whether a sink has a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// It must be sent.
+    Absent,
+    /// It is there.
+    Present,
+    /// It is there now: linked from another repository without its bytes.
+    Mounted {
+        /// The repository it came from.
+        from: String,
+    },
 }
 
 /// A blob reader handed from a source to a sink.
@@ -147,15 +178,16 @@ pub trait Sink: Send + Sync {
     /// engine need not hash a second time.
     fn verifies_digests(&self) -> bool;
 
-    /// True when the blob is already there (and need not be sent).
-    fn has_blob(&self, descriptor: &Descriptor) -> Result<bool, TransportError>;
+    /// Whether the blob is already there (and need not be sent). A registry
+    /// may also obtain it here without its bytes, by a cross-repository mount.
+    fn has_blob(&self, descriptor: &Descriptor) -> Result<Presence, TransportError>;
 
     /// Writes a blob from `content`; `progress` is told the bytes written so far.
     fn put_blob(
         &self,
         descriptor: &Descriptor,
         kind: &BlobKind,
-        content: &mut dyn Read,
+        content: &mut (dyn Read + Send),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TransportError>;
 

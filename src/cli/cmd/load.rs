@@ -11,7 +11,7 @@ use strata::transport::archive::{ArchiveSource, Input};
 use strata::transport::store::Store;
 
 use crate::cli::args::LoadArgs;
-use crate::cli::progress::{LayerBars, stdout_is_terminal};
+use crate::cli::progress::{Mode, Transfer, stdout_is_terminal};
 
 /// Runs `load`: every image of the archive goes into the store in one
 /// transaction, then docker's `Loaded image` lines are printed.
@@ -26,7 +26,7 @@ pub fn run(store: &Store, args: &LoadArgs) -> anyhow::Result<()> {
         }
     };
     let source = ArchiveSource::open(&input, &store.ingest_dir())?;
-    let bars = (!args.quiet && stdout_is_terminal()).then(|| LayerBars::new("Loading layer"));
+    let bars = (!args.quiet && stdout_is_terminal()).then(|| Transfer::new(Mode::Load, true));
     let progress: &dyn Progress = match &bars {
         Some(b) => b,
         None => &Silent,

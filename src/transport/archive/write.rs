@@ -14,7 +14,7 @@ use crate::image::{self, Index, ManifestKind, Platform, RawManifest};
 use crate::progress::BlobKind;
 use crate::reference::Reference;
 use crate::transport::store::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
-use crate::transport::{Sink, TransportError};
+use crate::transport::{Presence, Sink, TransportError};
 
 use super::ArchiveError;
 
@@ -224,15 +224,20 @@ impl Sink for ArchiveSink {
         false
     }
 
-    fn has_blob(&self, d: &Descriptor) -> Result<bool, TransportError> {
-        Ok(self.state().written.contains(d.digest()))
+    fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
+        let there = self.state().written.contains(d.digest());
+        Ok(if there {
+            Presence::Present
+        } else {
+            Presence::Absent
+        })
     }
 
     fn put_blob(
         &self,
         d: &Descriptor,
         _kind: &BlobKind,
-        content: &mut dyn Read,
+        content: &mut (dyn Read + Send),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TransportError> {
         let mut state = self.state();

@@ -5,15 +5,14 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
 use crate::digest::{Digest, Hasher};
+use crate::pipe;
 use crate::rootfs::{self, LayerStats, RootfsError};
 
 use super::{Store, StoreError};
 
-/// Chunk size for streaming blob bytes.
-pub(crate) const CHUNK: usize = 1 << 20;
+pub(crate) use crate::pipe::CHUNK;
 
 impl Store {
     /// Where a blob lives (whether or not it is there).
@@ -140,16 +139,13 @@ fn ingest_to(
     let store_err = |action, e| IngestError::Store(StoreError::io(action, path, e));
     let mut file = File::create(path).map_err(|e| store_err("create", e))?;
     let mut hasher = Hasher::new();
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let (tx, rx) = pipe::pipe(4);
     let layer = std::thread::scope(|s| {
-        let scanner = scan.then(|| {
-            s.spawn(move || {
-                rootfs::scan_layer(BufReader::with_capacity(CHUNK, ChannelReader::new(rx)))
-            })
-        });
+        let scanner =
+            scan.then(|| s.spawn(move || rootfs::scan_layer(BufReader::with_capacity(CHUNK, rx))));
         let mut tx = scanner.is_some().then_some(tx);
         loop {
-            let chunk = read_chunk(content)?;
+            let chunk = pipe::read_chunk(content, CHUNK).map_err(IngestError::Read)?;
             if chunk.is_empty() {
                 break;
             }
@@ -181,54 +177,4 @@ fn ingest_to(
         size,
         layer,
     })
-}
-/// Reads up to one chunk, retrying short reads so chunks stay large.
-fn read_chunk(r: &mut dyn Read) -> Result<Vec<u8>, IngestError> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(IngestError::Read(e)),
-        }
-    }
-    buf.truncate(filled);
-    Ok(buf)
-}
-
-/// A reader over chunks arriving on a channel.
-struct ChannelReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    current: Vec<u8>,
-    pos: usize,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
-        Self {
-            rx,
-            current: Vec::new(),
-            pos: 0,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.current = chunk;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }

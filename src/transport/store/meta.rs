@@ -20,6 +20,10 @@ pub struct LayerInfo {
     pub diff_id: Digest,
     /// Unpacked size as docker counts it.
     pub size: u64,
+    /// Repositories (`registry/path`) known to hold the blob: where it was
+    /// pulled from or pushed to, for cross-repository mounts on push.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -72,9 +76,20 @@ impl Store {
         let info = LayerInfo {
             diff_id: stats.diff_id.unwrap_or_else(|| blob.clone()),
             size: stats.unpacked_size,
+            sources: Vec::new(),
         };
         self.write_layer_info(blob, &info)?;
         Ok(info)
+    }
+
+    /// Records that `repository` (`registry/path`) holds the layer blob.
+    pub fn add_layer_source(&self, blob: &Digest, repository: &str) -> Result<(), StoreError> {
+        let mut info = self.layer_info(blob)?;
+        if info.sources.iter().any(|s| s == repository) {
+            return Ok(());
+        }
+        info.sources.push(repository.to_string());
+        self.write_layer_info(blob, &info)
     }
 
     /// When the image was last tagged by `tag`, as RFC 3339 text.

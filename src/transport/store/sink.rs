@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::image::{Index, ManifestKind, RawManifest};
 use crate::progress::BlobKind;
 use crate::reference::Reference;
-use crate::transport::{BlobReader, Sink, Source, TransportError};
+use crate::transport::{BlobReader, Presence, Sink, Source, TransportError};
 
 use super::blobs::{self, IngestError, Staged};
 use super::index::NameChange;
@@ -112,15 +112,20 @@ impl Sink for StoreSink<'_> {
         true
     }
 
-    fn has_blob(&self, d: &Descriptor) -> Result<bool, TransportError> {
-        Ok(self.store.has_blob(d.digest()) || self.is_staged(d.digest()))
+    fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
+        let there = self.store.has_blob(d.digest()) || self.is_staged(d.digest());
+        Ok(if there {
+            Presence::Present
+        } else {
+            Presence::Absent
+        })
     }
 
     fn put_blob(
         &self,
         d: &Descriptor,
         kind: &BlobKind,
-        content: &mut dyn Read,
+        content: &mut (dyn Read + Send),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TransportError> {
         let scan = matches!(kind, BlobKind::Layer { .. });
@@ -170,6 +175,7 @@ impl Sink for StoreSink<'_> {
                 Some(LayerInfo {
                     diff_id: found,
                     size: stats.unpacked_size,
+                    sources: Vec::new(),
                 })
             }
             _ => None,

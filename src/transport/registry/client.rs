@@ -1,0 +1,810 @@
+//! A client for one registry: endpoint discovery (HTTPS, or plain HTTP for
+//! registries marked insecure), authentication, retries, and the
+//! distribution API calls strata uses.
+
+use std::io::Read;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE,
+};
+
+use crate::digest::{self, Digest};
+use crate::image::{self, RawManifest, sniff_media_type};
+
+use super::auth::{Challenge, Credential, TokenCache, TokenResponse, parse_challenge};
+use super::error::{RegistryError, parse_error_body, parse_retry_after};
+use super::tls::TlsConfig;
+
+/// The manifest types strata asks for, most specific first.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+
+/// How a registry is reached once discovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https://host:port` or `http://host:port`.
+    pub base: String,
+    /// False when TLS certificates are not checked (an insecure registry).
+    pub verified: bool,
+}
+
+/// How to reach registries: which are insecure, where CA certificates are.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Registries (host[:port]) that may be reached without TLS verification
+    /// or over plain HTTP. Any registry on 127.0.0.0/8 or `localhost` is too.
+    pub insecure: Vec<String>,
+    /// TLS trust beyond the system's roots.
+    pub tls: TlsConfig,
+    /// Attempts per request for retryable failures.
+    pub attempts: u32,
+    /// The credential to use, if any.
+    pub credential: Option<Credential>,
+}
+
+/// A client for one registry.
+pub struct Client {
+    registry: String,
+    api_host: String,
+    verified: Http,
+    lax: Http,
+    insecure: bool,
+    endpoint: OnceLock<Endpoint>,
+    credential: Option<Credential>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: TokenCache,
+    attempts: u32,
+}
+
+/// True for registries docker treats as insecure by default.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            registry
+        }
+    });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn user_agent() -> String {
+    format!("strata/{}", env!("CARGO_PKG_VERSION"))
+}
+
+impl Client {
+    /// A client for `registry` (a reference's domain: `docker.io`, `host:port`).
+    pub fn new(registry: &str, options: &ClientOptions) -> Result<Client, RegistryError> {
+        let api_host = if registry == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            registry.to_string()
+        };
+        let build = |verify: bool| {
+            let mut b = Http::builder()
+                .user_agent(user_agent())
+                .timeout(None::<Duration>)
+                .connect_timeout(Duration::from_secs(30))
+                .tcp_keepalive(Duration::from_secs(30))
+                .pool_max_idle_per_host(8);
+            if verify {
+                for cert in options.tls.roots_for(registry)? {
+                    b = b.add_root_certificate(cert);
+                }
+            } else {
+                b = b.danger_accept_invalid_certs(true);
+            }
+            b.build().map_err(|e| RegistryError::Policy {
+                registry: registry.into(),
+                detail: format!("cannot set up HTTP: {e}"),
+            })
+        };
+        let insecure = is_loopback(registry) || options.insecure.iter().any(|r| r == registry);
+        Ok(Client {
+            registry: registry.to_string(),
+            api_host,
+            verified: build(true)?,
+            lax: build(false)?,
+            insecure,
+            endpoint: OnceLock::new(),
+            credential: options.credential.clone(),
+            challenge: Mutex::new(None),
+            tokens: TokenCache::default(),
+            attempts: options.attempts.max(1),
+        })
+    }
+
+    /// The registry's name as references write it.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    fn http(&self) -> &Http {
+        match self.endpoint.get() {
+            Some(e) if !e.verified => &self.lax,
+            _ => &self.verified,
+        }
+    }
+
+    fn connection_error(&self, what: &str, e: &reqwest::Error) -> RegistryError {
+        // reqwest's text can include the URL, never headers: no secret leaks.
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !detail.contains(&text) {
+                detail = format!("{detail}: {text}");
+            }
+            source = s.source();
+        }
+        RegistryError::Connection {
+            registry: self.registry.clone(),
+            what: what.to_string(),
+            detail,
+            retryable: e.is_connect() || e.is_timeout() || e.is_body() || e.is_request(),
+        }
+    }
+
+    /// Finds how to reach the registry: HTTPS with verification; for an
+    /// insecure registry HTTPS without verification, then plain HTTP, as
+    /// docker does. Remembered for the client's life.
+    pub fn endpoint(&self) -> Result<&Endpoint, RegistryError> {
+        if let Some(e) = self.endpoint.get() {
+            return Ok(e);
+        }
+        let mut candidates = vec![(format!("https://{}", self.api_host), true, &self.verified)];
+        if self.insecure {
+            candidates.push((format!("https://{}", self.api_host), false, &self.lax));
+            candidates.push((format!("http://{}", self.api_host), false, &self.verified));
+        }
+        let mut last = None;
+        for (base, verified, http) in candidates {
+            match self.ping_once(http, &base) {
+                Ok(()) => return Ok(self.endpoint.get_or_init(|| Endpoint { base, verified })),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| RegistryError::Policy {
+            registry: self.registry.clone(),
+            detail: "no endpoint".into(),
+        }))
+    }
+
+    fn ping_once(&self, http: &Http, base: &str) -> Result<(), RegistryError> {
+        let mut last = None;
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                std::thread::sleep(backoff(attempt, None));
+            }
+            match http.get(format!("{base}/v2/")).send() {
+                Ok(resp) => {
+                    if let Some(c) = resp
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_challenge)
+                    {
+                        *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                    }
+                    let status = resp.status().as_u16();
+                    if resp.status().is_success() || status == 401 {
+                        return Ok(());
+                    }
+                    let e = self.status_error("ping", resp);
+                    if !e.is_retryable() {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+                Err(e) => {
+                    let e = self.connection_error(&format!("cannot reach {base}/v2/"), &e);
+                    // A TLS or refused connection will not change on retry here:
+                    // the next endpoint is the answer.
+                    return Err(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| RegistryError::Policy {
+            registry: self.registry.clone(),
+            detail: "ping failed".into(),
+        }))
+    }
+
+    /// Builds an error from a failed response, reading its error body.
+    pub fn status_error(&self, what: &str, resp: Response) -> RegistryError {
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let mut body = Vec::new();
+        let _ = resp.take(64 << 10).read_to_end(&mut body);
+        RegistryError::Status {
+            registry: self.registry.clone(),
+            what: what.into(),
+            status,
+            errors: parse_error_body(&body),
+            retry_after,
+        }
+    }
+
+    /// The Authorization header for `scope`, fetching a token if the
+    /// registry wants Bearer auth and none is cached.
+    fn authorization(&self, scope: &str, fresh: bool) -> Result<Option<String>, RegistryError> {
+        let challenge = self
+            .challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(challenge) = challenge else {
+            return Ok(None);
+        };
+        match challenge.scheme.as_str() {
+            "basic" => Ok(self.credential.as_ref().and_then(Credential::basic_header)),
+            "bearer" => {
+                if !fresh && let Some(t) = self.tokens.get(scope) {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                let token = self.fetch_token(&challenge, scope)?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn fetch_token(&self, challenge: &Challenge, scope: &str) -> Result<String, RegistryError> {
+        let auth_err = |detail: String| RegistryError::Auth {
+            registry: self.registry.clone(),
+            what: "get a token".into(),
+            detail,
+        };
+        let realm = challenge
+            .params
+            .get("realm")
+            .ok_or_else(|| auth_err("the registry's Bearer challenge names no realm".into()))?;
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(service) = challenge.params.get("service") {
+            query.push(("service", service));
+        }
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            query.push(("scope", s));
+        }
+        let http = self.http();
+        let req = match &self.credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh),
+                    ("client_id", "strata"),
+                ];
+                form.extend(query.iter().copied());
+                http.post(realm)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form_encode(&form))
+            }
+            Some(c) => {
+                let mut r = http.get(with_form(realm, &query));
+                if let Some(h) = c.basic_header() {
+                    r = r.header(AUTHORIZATION, h);
+                }
+                r
+            }
+            None => http.get(with_form(realm, &query)),
+        };
+        let resp = req
+            .send()
+            .map_err(|e| self.connection_error("get a token", &e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let detail = if self.credential.is_some() {
+                "the token service refused the credentials (wrong user name or password?)"
+            } else {
+                "the token service requires credentials: run strata login"
+            };
+            return Err(auth_err(format!("{detail} (HTTP {})", status.as_u16())));
+        }
+        if !status.is_success() {
+            return Err(self.status_error("get a token", resp));
+        }
+        let mut body = Vec::new();
+        resp.take(1 << 20)
+            .read_to_end(&mut body)
+            .map_err(|e| auth_err(format!("cannot read the token service's answer: {e}")))?;
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| auth_err(format!("the token service's answer is not a token: {e}")))?;
+        let (token, expires) = parsed
+            .into_token()
+            .ok_or_else(|| auth_err("the token service's answer holds no token".into()))?;
+        self.tokens.put(scope, token.clone(), expires);
+        Ok(token)
+    }
+
+    /// Sends a request with authentication, answering one challenge, and
+    /// retrying retryable failures with backoff (honouring `Retry-After`).
+    /// `make` builds the request from the HTTP client and the base URL; it
+    /// is called again for each attempt, so its body must be repeatable.
+    pub fn send(
+        &self,
+        what: &str,
+        scope: &str,
+        make: &dyn Fn(&Http, &str) -> RequestBuilder,
+        ok: &dyn Fn(StatusCode) -> bool,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.send_once(what, scope, make, ok);
+            match result {
+                Err(e) if e.is_retryable() && attempt + 1 < self.attempts => {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt, e.retry_after()));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt: authenticate, send, and on a 401 refresh the token and
+    /// send once more.
+    pub fn send_once(
+        &self,
+        what: &str,
+        scope: &str,
+        make: &dyn Fn(&Http, &str) -> RequestBuilder,
+        ok: &dyn Fn(StatusCode) -> bool,
+    ) -> Result<Response, RegistryError> {
+        let endpoint = self.endpoint()?.clone();
+        let mut fresh = false;
+        loop {
+            let mut req = make(self.http(), &endpoint.base);
+            if let Some(h) = self.authorization(scope, fresh)? {
+                req = req.header(AUTHORIZATION, h);
+            }
+            let resp = req.send().map_err(|e| self.connection_error(what, &e))?;
+            let status = resp.status();
+            // A 401 with a challenge: the token expired or the scope grew.
+            if status == StatusCode::UNAUTHORIZED
+                && !fresh
+                && let Some(c) = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_challenge)
+            {
+                *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                self.tokens.forget(scope);
+                fresh = true;
+                continue;
+            }
+            if ok(status) {
+                return Ok(resp);
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                let detail = if self.credential.is_some() {
+                    "the registry refused the credentials"
+                } else {
+                    "authentication required: run strata login"
+                };
+                return Err(RegistryError::Auth {
+                    registry: self.registry.clone(),
+                    what: what.into(),
+                    detail: detail.into(),
+                });
+            }
+            return Err(self.status_error(what, resp));
+        }
+    }
+
+    /// Fetches a manifest or index by tag or digest, checking its digest
+    /// when asked by digest and against `Docker-Content-Digest` otherwise.
+    pub fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<RawManifest, RegistryError> {
+        let what = format!("manifest for {repository}:{reference}");
+        let scope = super::auth::repository_scope(repository, &["pull"]);
+        let resp = self.send(
+            &what,
+            &scope,
+            &|h, base| {
+                h.get(format!("{base}/v2/{repository}/manifests/{reference}"))
+                    .header(ACCEPT, MANIFEST_ACCEPT)
+            },
+            &|s| s.is_success(),
+        )?;
+        let header_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut bytes = Vec::new();
+        resp.take(16 << 20)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.bad(&what, format!("cannot read the manifest: {e}")))?;
+        let digest = digest::sha256_of(&bytes);
+        let expected = if reference.starts_with("sha256:") {
+            Some(reference.to_string())
+        } else {
+            header_digest.filter(|d| d.starts_with("sha256:"))
+        };
+        if let Some(expected) = expected
+            && expected != digest.to_string()
+        {
+            return Err(self.bad(
+                &what,
+                format!("the manifest's bytes hash to {digest}, not {expected}"),
+            ));
+        }
+        let media_type = sniff_media_type(&bytes, header_type.as_deref());
+        Ok(RawManifest {
+            bytes,
+            digest,
+            media_type,
+        })
+    }
+
+    /// Stores a manifest under a tag or its digest; returns the digest the
+    /// registry reports.
+    pub fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        m: &RawManifest,
+    ) -> Result<(), RegistryError> {
+        let what = format!("put manifest {repository}:{reference}");
+        let scope = super::auth::repository_scope(repository, &["pull", "push"]);
+        let body = m.bytes.clone();
+        let media_type = m.media_type.clone();
+        self.send(
+            &what,
+            &scope,
+            &|h, base| {
+                h.put(format!("{base}/v2/{repository}/manifests/{reference}"))
+                    .header(CONTENT_TYPE, media_type.as_str())
+                    .body(body.clone())
+            },
+            &|s| s == StatusCode::CREATED || s.is_success(),
+        )?;
+        Ok(())
+    }
+
+    /// The blob's size when the repository has it.
+    pub fn blob_size(&self, repository: &str, d: &Digest) -> Result<Option<u64>, RegistryError> {
+        let what = format!("check blob {d}");
+        let scope = super::auth::repository_scope(repository, &["pull"]);
+        let resp = self.send(
+            &what,
+            &scope,
+            &|h, base| h.head(format!("{base}/v2/{repository}/blobs/{d}")),
+            &|s| s.is_success() || s == StatusCode::NOT_FOUND,
+        )?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(resp.content_length().unwrap_or(0)))
+    }
+
+    /// Opens a blob from `offset` (a `Range` request when not at 0). Returns
+    /// the response and the offset it actually starts at (0 when the server
+    /// ignored the range).
+    pub fn get_blob(
+        &self,
+        repository: &str,
+        d: &Digest,
+        offset: u64,
+    ) -> Result<(Response, u64), RegistryError> {
+        let what = format!("download blob {d}");
+        let scope = super::auth::repository_scope(repository, &["pull"]);
+        let resp = self.send(
+            &what,
+            &scope,
+            &|h, base| {
+                let r = h.get(format!("{base}/v2/{repository}/blobs/{d}"));
+                if offset > 0 {
+                    r.header("range", format!("bytes={offset}-"))
+                } else {
+                    r
+                }
+            },
+            &|s| s.is_success(),
+        )?;
+        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            offset
+        } else {
+            0
+        };
+        Ok((resp, start))
+    }
+
+    /// Asks the registry to link a blob from another repository of the
+    /// same registry. True when it did (201).
+    pub fn mount_blob(
+        &self,
+        repository: &str,
+        d: &Digest,
+        from: &str,
+    ) -> Result<bool, RegistryError> {
+        let what = format!("mount blob {d} from {from}");
+        let scope = format!(
+            "{} {}",
+            super::auth::repository_scope(repository, &["pull", "push"]),
+            super::auth::repository_scope(from, &["pull"])
+        );
+        let resp = self.send(
+            &what,
+            &scope,
+            &|h, base| {
+                h.post(format!(
+                    "{base}/v2/{repository}/blobs/uploads/?mount={d}&from={from}"
+                ))
+                .header("content-length", "0")
+            },
+            &|s| s.is_success(),
+        )?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(true);
+        }
+        // 202: the registry started an ordinary upload instead; cancel it.
+        if let Some(loc) = location(&resp) {
+            let base = self.endpoint()?.base.clone();
+            let url = absolute(&base, &loc);
+            let _ = self.send_once(
+                "cancel upload",
+                &super::auth::repository_scope(repository, &["pull", "push"]),
+                &|h, _| h.delete(url.as_str()),
+                &|_| true,
+            );
+        }
+        Ok(false)
+    }
+
+    /// Starts an upload session; returns its absolute URL and the minimum
+    /// chunk size the registry asks for, if any.
+    pub fn start_upload(&self, repository: &str) -> Result<(String, Option<u64>), RegistryError> {
+        let what = format!("start an upload to {repository}");
+        let scope = super::auth::repository_scope(repository, &["pull", "push"]);
+        let resp = self.send(
+            &what,
+            &scope,
+            &|h, base| {
+                h.post(format!("{base}/v2/{repository}/blobs/uploads/"))
+                    .header("content-length", "0")
+            },
+            &|s| s == StatusCode::ACCEPTED,
+        )?;
+        let min_chunk = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let loc = location(&resp)
+            .ok_or_else(|| self.bad(&what, "the registry gave no upload location".into()))?;
+        Ok((absolute(&self.endpoint()?.base, &loc), min_chunk))
+    }
+
+    /// Sends one request with a streamed body (it cannot be repeated: the
+    /// caller retries the whole upload). Authentication was settled by
+    /// [`Client::start_upload`].
+    pub fn send_stream(
+        &self,
+        what: &str,
+        repository: &str,
+        make: &dyn Fn(&Http) -> RequestBuilder,
+        ok: &dyn Fn(StatusCode) -> bool,
+    ) -> Result<Response, RegistryError> {
+        let scope = super::auth::repository_scope(repository, &["pull", "push"]);
+        let mut req = make(self.http());
+        if let Some(h) = self.authorization(&scope, false)? {
+            req = req.header(AUTHORIZATION, h);
+        }
+        let resp = req.send().map_err(|e| self.connection_error(what, &e))?;
+        if ok(resp.status()) {
+            return Ok(resp);
+        }
+        Err(self.status_error(what, resp))
+    }
+
+    /// One page of a paginated list (`_catalog`, `tags/list`), and the next
+    /// page's URL from the `Link` header.
+    pub fn get_page(
+        &self,
+        what: &str,
+        scope: &str,
+        url: &str,
+    ) -> Result<(Vec<u8>, Option<String>), RegistryError> {
+        let resp = self.send(what, scope, &|h, base| h.get(absolute(base, url)), &|s| {
+            s.is_success()
+        })?;
+        let next = resp
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let mut body = Vec::new();
+        resp.take(64 << 20)
+            .read_to_end(&mut body)
+            .map_err(|e| self.bad(what, e.to_string()))?;
+        Ok((body, next))
+    }
+
+    /// An error for an answer that breaks the API's promises.
+    pub fn bad(&self, what: &str, detail: String) -> RegistryError {
+        RegistryError::BadResponse {
+            registry: self.registry.clone(),
+            what: what.into(),
+            detail,
+        }
+    }
+
+    /// Checks the credential by asking for a push-free token (or the ping
+    /// with Basic auth), as `docker login` does.
+    pub fn check_login(&self) -> Result<(), RegistryError> {
+        self.endpoint()?;
+        let challenge = self
+            .challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match challenge.map(|c| c.scheme) {
+            None => Ok(()),
+            Some(s) if s == "bearer" => {
+                let c = self
+                    .challenge
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(|| unreachable!("checked above"));
+                self.fetch_token(&c, "").map(|_| ())
+            }
+            Some(_) => self
+                .send(
+                    "log in",
+                    "",
+                    &|h, base| h.get(format!("{base}/v2/")),
+                    &|s| s.is_success(),
+                )
+                .map(|_| ()),
+        }
+    }
+}
+
+/// Exponential backoff: 0.2 s, 0.4 s, 0.8 s …, capped at 10 s, or what the
+/// registry asked for.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(d) = retry_after {
+        return d;
+    }
+    Duration::from_millis(100 << attempt.min(7)).min(Duration::from_secs(10))
+}
+
+fn location(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Resolves a possibly relative URL against the endpoint base.
+pub fn absolute(base: &str, url: &str) -> String {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        url.to_string()
+    } else if url.starts_with('/') {
+        format!("{base}{url}")
+    } else {
+        format!("{base}/{url}")
+    }
+}
+
+/// Appends a query parameter to a URL that may already have a query.
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+fn next_link(header: &str) -> Option<String> {
+    header
+        .split(',')
+        .find(|part| part.contains("rel=\"next\""))
+        .and_then(|part| {
+            let start = part.find('<')? + 1;
+            let end = part.find('>')?;
+            Some(part[start..end].to_string())
+        })
+}
+
+/// `url` with `pairs` appended as a query string.
+fn with_form(url: &str, pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", form_encode(pairs))
+}
+
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_escape(k), url_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The header values strata sends with every upload body.
+pub fn octet_stream() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h
+}
+
+/// True for media types strata can carry (not schema 1).
+pub fn supported(m: &RawManifest) -> bool {
+    !image::DOCKER_SCHEMA1.contains(&m.media_type.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_are_insecure_by_default() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.3.4.5"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example:5000"));
+        assert!(!is_loopback("docker.io"));
+    }
+
+    #[test]
+    fn links_and_urls() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/_catalog?last=b&n=2")
+        );
+        assert_eq!(absolute("http://h:5", "/v2/x"), "http://h:5/v2/x");
+        assert_eq!(absolute("http://h:5", "https://o/x"), "https://o/x");
+        assert_eq!(
+            with_query("http://h/u?a=1", "digest", "sha256:x"),
+            "http://h/u?a=1&digest=sha256:x"
+        );
+        assert_eq!(url_escape("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        assert!(backoff(1, None) < backoff(3, None));
+        assert!(backoff(30, None) <= Duration::from_secs(10));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+    }
+}

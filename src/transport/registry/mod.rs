@@ -1,0 +1,545 @@
+//! Registries: the distribution API as a source (pull) and a sink (push).
+//!
+//! - `client`: endpoint discovery, auth, retries and the API calls;
+//! - `auth`: challenges, Bearer tokens per scope, Basic;
+//! - `credentials`: docker's `config.json` and credential helpers;
+//! - `config`: strata's and docker's settings (insecure registries);
+//! - `tls`: CA certificates in docker's `certs.d` layout;
+//! - `error`: the registry's error body and what is worth retrying.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod tls;
+
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+
+use oci_spec::image::Descriptor;
+use reqwest::StatusCode;
+
+use crate::copy::Copyable;
+use crate::digest::Digest;
+use crate::image::{Image, Index, ManifestKind, Platform, RawManifest};
+use crate::pipe;
+use crate::progress::BlobKind;
+use crate::reference::Reference;
+use crate::transport::{BlobReader, Presence, Sink, Source, TransportError};
+
+pub use client::{Client, ClientOptions};
+pub use error::RegistryError;
+
+impl From<RegistryError> for TransportError {
+    fn from(e: RegistryError) -> Self {
+        TransportError::Registry(Box::new(e))
+    }
+}
+
+/// Which platforms a pull takes from a multi-platform index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformChoice {
+    /// One platform (the host's by default).
+    One(Platform),
+    /// Every image the index lists; the index itself is kept.
+    All,
+}
+
+/// One repository of a registry.
+#[derive(Clone)]
+pub struct Repository {
+    client: Arc<Client>,
+    name: String,
+}
+
+impl Repository {
+    /// The repository `name` (`library/nginx`) on the client's registry.
+    pub fn new(client: Arc<Client>, name: &str) -> Repository {
+        Repository {
+            client,
+            name: name.to_string(),
+        }
+    }
+
+    /// The repository's path on its registry.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// Fetches what `reference` (a tag or digest) names: an image, or for
+    /// an index the chosen platform's image (or all of them). Returns it
+    /// with the digest of the document the reference named.
+    pub fn fetch(
+        &self,
+        reference: &str,
+        choice: &PlatformChoice,
+    ) -> Result<(Copyable, Digest), TransportError> {
+        let top = self.client.get_manifest(&self.name, reference)?;
+        let top_digest = top.digest.clone();
+        let place = self.place();
+        let image_err = |e| TransportError::Image {
+            place: place.clone(),
+            source: Box::new(e),
+        };
+        match top.kind().map_err(image_err)? {
+            ManifestKind::Image => Ok((Copyable::Image(Box::new(self.image(top)?)), top_digest)),
+            ManifestKind::Index => {
+                let index = Index::new(top).map_err(image_err)?;
+                match choice {
+                    PlatformChoice::One(p) => {
+                        let child = index.select(p).ok_or_else(|| TransportError::NoPlatform {
+                            place: self.place(),
+                            wanted: p.to_string(),
+                            available: platforms(&index),
+                        })?;
+                        let m = self
+                            .client
+                            .get_manifest(&self.name, child.digest().as_ref())?;
+                        Ok((Copyable::Image(Box::new(self.image(m)?)), top_digest))
+                    }
+                    PlatformChoice::All => {
+                        let mut children = Vec::new();
+                        for child in index.children() {
+                            let m = self
+                                .client
+                                .get_manifest(&self.name, child.digest().as_ref())?;
+                            if m.kind().map_err(image_err)? != ManifestKind::Image {
+                                continue;
+                            }
+                            children.push(self.image(m)?);
+                        }
+                        Ok((Copyable::Index(Box::new(index), children), top_digest))
+                    }
+                }
+            }
+        }
+    }
+
+    fn image(&self, manifest: RawManifest) -> Result<Image, TransportError> {
+        let parsed: oci_spec::image::ImageManifest = serde_json::from_slice(&manifest.bytes)
+            .map_err(|e| TransportError::Corrupt {
+                place: self.place(),
+                what: "manifest",
+                digest: manifest.digest.clone(),
+                reason: e.to_string(),
+            })?;
+        let config = self.read_small_blob(parsed.config())?;
+        Image::new(manifest, config).map_err(|e| TransportError::Image {
+            place: self.place(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The repository's tags, every page.
+    pub fn tags(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let scope = auth::repository_scope(&self.name, &["pull"]);
+        let mut url = format!("/v2/{}/tags/list", self.name);
+        let mut out = Vec::new();
+        loop {
+            let (body, next) = self.client.get_page("list tags", &scope, &url)?;
+            let page: Tags = serde_json::from_slice(&body)
+                .map_err(|e| self.client.bad("list tags", e.to_string()))?;
+            out.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+fn platforms(index: &Index) -> String {
+    index
+        .children()
+        .iter()
+        .filter_map(|c| c.platform().as_ref())
+        .map(|p| {
+            let mut s = format!("{}/{}", p.os(), p.architecture());
+            if let Some(v) = p.variant() {
+                s = format!("{s}/{v}");
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The registry's catalog, every page.
+pub fn catalog(client: &Client) -> Result<Vec<String>, RegistryError> {
+    #[derive(serde::Deserialize)]
+    struct Catalog {
+        #[serde(default)]
+        repositories: Option<Vec<String>>,
+    }
+    let mut url = "/v2/_catalog?n=1000".to_string();
+    let mut out = Vec::new();
+    loop {
+        let (body, next) = client.get_page("list repositories", "registry:catalog:*", &url)?;
+        let page: Catalog = serde_json::from_slice(&body)
+            .map_err(|e| client.bad("list repositories", e.to_string()))?;
+        out.extend(page.repositories.unwrap_or_default());
+        match next {
+            Some(n) => url = n,
+            None => return Ok(out),
+        }
+    }
+}
+
+impl Source for Repository {
+    fn place(&self) -> String {
+        format!("{}/{}", self.client.registry(), self.name)
+    }
+
+    fn open_blob(&self, d: &Descriptor) -> Result<BlobReader<'_>, TransportError> {
+        Ok(Box::new(ResumingBlob {
+            repo: self,
+            digest: d.digest().clone(),
+            size: d.size(),
+            pos: 0,
+            skip: 0,
+            response: None,
+            failures: 0,
+        }))
+    }
+}
+
+/// Attempts at each point of a download before giving up.
+const BLOB_ATTEMPTS: u32 = 5;
+
+/// A blob download that survives broken connections: on an error or a
+/// body cut short, it asks again with `Range: bytes=N-` from where it got
+/// to (and skips what it already has if the server ignores the range).
+struct ResumingBlob<'a> {
+    repo: &'a Repository,
+    digest: Digest,
+    size: u64,
+    pos: u64,
+    skip: u64,
+    response: Option<reqwest::blocking::Response>,
+    failures: u32,
+}
+
+impl ResumingBlob<'_> {
+    fn fail(&mut self, e: io::Error) -> io::Result<()> {
+        self.response = None;
+        self.failures += 1;
+        if self.failures >= BLOB_ATTEMPTS {
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "{} after {} of {} bytes, {} attempts: {e}",
+                    self.digest, self.pos, self.size, self.failures
+                ),
+            ));
+        }
+        std::thread::sleep(client::backoff(self.failures, None));
+        Ok(())
+    }
+}
+
+impl Read for ResumingBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos >= self.size || buf.is_empty() {
+                return Ok(0);
+            }
+            if self.response.is_none() {
+                match self
+                    .repo
+                    .client
+                    .get_blob(&self.repo.name, &self.digest, self.pos)
+                {
+                    Ok((resp, start)) => {
+                        self.skip = self.pos - start;
+                        self.response = Some(resp);
+                    }
+                    Err(e) if e.is_retryable() => {
+                        let wait = e.retry_after();
+                        self.fail(io::Error::other(e))?;
+                        if let Some(w) = wait {
+                            std::thread::sleep(w);
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            let want = buf
+                .len()
+                .min((self.size - self.pos + self.skip).min(usize::MAX as u64) as usize);
+            let result = self
+                .response
+                .as_mut()
+                .map_or(Ok(0), |r| r.read(&mut buf[..want]));
+            match result {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed before the blob's end",
+                    );
+                    self.fail(e)?;
+                }
+                Ok(mut n) => {
+                    if self.skip > 0 {
+                        let dropped = (self.skip as usize).min(n);
+                        buf.copy_within(dropped..n, 0);
+                        n -= dropped;
+                        self.skip -= dropped as u64;
+                        if n == 0 {
+                            continue;
+                        }
+                    }
+                    self.pos += n as u64;
+                    self.failures = 0;
+                    return Ok(n);
+                }
+                Err(e) => self.fail(e)?,
+            }
+        }
+    }
+}
+
+/// Blobs larger than this are uploaded in chunks.
+const CHUNKED_ABOVE: u64 = 256 << 20;
+/// The chunk size for chunked uploads.
+const UPLOAD_CHUNK: u64 = 64 << 20;
+
+/// Names repositories of the same registry that may hold a blob.
+pub type MountCandidates = Box<dyn Fn(&Digest) -> Vec<String> + Send + Sync>;
+
+/// Builds a request around a streamed body.
+type WithBody<'m> = &'m dyn Fn(
+    &reqwest::blocking::Client,
+    reqwest::blocking::Body,
+) -> reqwest::blocking::RequestBuilder;
+
+/// One blob upload under way: what it is, how far it got, who to tell.
+struct Upload<'p> {
+    what: String,
+    sent: u64,
+    progress: &'p (dyn Fn(u64) + Sync),
+}
+
+/// Pushing into a repository. Blobs are checked with HEAD, mounted from
+/// another repository of the same registry when one is known to have them,
+/// otherwise streamed; manifests go last, children before their index.
+pub struct RepositorySink {
+    repo: Repository,
+    mount_candidates: MountCandidates,
+    pushed: Mutex<Vec<Digest>>,
+}
+
+impl RepositorySink {
+    /// A sink into `repo`; `mount_candidates` names repositories of the same
+    /// registry that may hold a blob.
+    pub fn new(repo: Repository, mount_candidates: MountCandidates) -> Self {
+        RepositorySink {
+            repo,
+            mount_candidates,
+            pushed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Manifests pushed, in order.
+    pub fn pushed(&self) -> Vec<Digest> {
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Streams `len` bytes of `content` as one request body, from another
+    /// thread through a bounded pipe (the HTTP body must own its reader).
+    fn stream_request(
+        &self,
+        upload: &mut Upload<'_>,
+        content: &mut (dyn Read + Send),
+        len: u64,
+        make: WithBody<'_>,
+        ok: &dyn Fn(StatusCode) -> bool,
+    ) -> Result<reqwest::blocking::Response, TransportError> {
+        let (tx, rx) = pipe::pipe(4);
+        let body = Mutex::new(Some(reqwest::blocking::Body::sized(rx, len)));
+        let start = upload.sent;
+        let progress = upload.progress;
+        std::thread::scope(|s| {
+            let feeder = s.spawn(move || -> io::Result<u64> {
+                let mut left = len;
+                let mut done = start;
+                while left > 0 {
+                    let chunk = pipe::read_chunk(content, left.min(pipe::CHUNK as u64) as usize)?;
+                    if chunk.is_empty() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the blob ended early",
+                        ));
+                    }
+                    left -= chunk.len() as u64;
+                    done += chunk.len() as u64;
+                    if tx.send(chunk).is_err() {
+                        return Err(io::Error::other("the upload stopped"));
+                    }
+                    progress(done);
+                }
+                Ok(done)
+            });
+            let resp = self.repo.client.send_stream(
+                &upload.what,
+                &self.repo.name,
+                &|h| {
+                    let b = body
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .unwrap_or_else(|| reqwest::blocking::Body::from(Vec::new()));
+                    make(h, b)
+                },
+                ok,
+            );
+            let fed = feeder
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("upload feeder panicked")));
+            match (fed, resp) {
+                // A source failure (say, a digest mismatch) is the real cause.
+                (Err(e), _) => Err(TransportError::io(format!("upload to {}", self.place()), e)),
+                (Ok(done), Ok(r)) => {
+                    upload.sent = done;
+                    Ok(r)
+                }
+                (Ok(_), Err(e)) => Err(e.into()),
+            }
+        })
+    }
+}
+
+impl Sink for RepositorySink {
+    fn place(&self) -> String {
+        self.repo.place()
+    }
+
+    fn parallelism(&self) -> usize {
+        5
+    }
+
+    fn verifies_digests(&self) -> bool {
+        false
+    }
+
+    fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
+        if self
+            .repo
+            .client
+            .blob_size(&self.repo.name, d.digest())?
+            .is_some()
+        {
+            return Ok(Presence::Present);
+        }
+        for from in (self.mount_candidates)(d.digest()) {
+            if from == self.repo.name {
+                continue;
+            }
+            if self
+                .repo
+                .client
+                .mount_blob(&self.repo.name, d.digest(), &from)
+                .unwrap_or(false)
+            {
+                return Ok(Presence::Mounted { from });
+            }
+        }
+        Ok(Presence::Absent)
+    }
+
+    fn put_blob(
+        &self,
+        d: &Descriptor,
+        _kind: &BlobKind,
+        content: &mut (dyn Read + Send),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TransportError> {
+        let (mut url, min_chunk) = self.repo.client.start_upload(&self.repo.name)?;
+        let size = d.size();
+        let mut upload = Upload {
+            what: format!("upload blob {}", d.digest()),
+            sent: 0,
+            progress,
+        };
+        let chunked = size > CHUNKED_ABOVE || min_chunk.is_some_and(|m| m > 0 && size > m);
+        if chunked {
+            let chunk = UPLOAD_CHUNK.max(min_chunk.unwrap_or(0));
+            while upload.sent < size {
+                let len = chunk.min(size - upload.sent);
+                let (from, to) = (upload.sent, upload.sent + len - 1);
+                let target = url.clone();
+                let resp = self.stream_request(
+                    &mut upload,
+                    content,
+                    len,
+                    &|h, body| {
+                        h.patch(target.as_str())
+                            .header("content-type", "application/octet-stream")
+                            .header("content-range", format!("{from}-{to}"))
+                            .body(body)
+                    },
+                    &|s| s == StatusCode::ACCEPTED,
+                )?;
+                if let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok()) {
+                    url = client::absolute(&self.repo.client.endpoint()?.base, loc);
+                }
+            }
+            let done = client::with_query(&url, "digest", d.digest().as_ref());
+            self.repo.client.send_stream(
+                &upload.what,
+                &self.repo.name,
+                &|h| h.put(done.as_str()).header("content-length", "0"),
+                &|s| s == StatusCode::CREATED,
+            )?;
+        } else {
+            let done = client::with_query(&url, "digest", d.digest().as_ref());
+            self.stream_request(
+                &mut upload,
+                content,
+                size,
+                &|h, body| {
+                    h.put(done.as_str())
+                        .header("content-type", "application/octet-stream")
+                        .body(body)
+                },
+                &|s| s == StatusCode::CREATED,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_manifest(&self, m: &RawManifest, names: &[Reference]) -> Result<(), TransportError> {
+        let tags: Vec<&str> = names.iter().filter_map(|n| n.tag()).collect();
+        if tags.is_empty() {
+            self.repo
+                .client
+                .put_manifest(&self.repo.name, m.digest.as_ref(), m)?;
+        }
+        for tag in tags {
+            self.repo.client.put_manifest(&self.repo.name, tag, m)?;
+        }
+        self.pushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(m.digest.clone());
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
