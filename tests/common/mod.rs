@@ -240,3 +240,89 @@ pub fn mask_relative_times(text: &str) -> String {
 fn pad_like(phrase: &str) -> String {
     "~".repeat(phrase.chars().count())
 }
+
+/// A variable the test harness exports (scripts/test starts the servers).
+pub fn need(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through scripts/test, which starts the registries")
+    })
+}
+
+impl Strata {
+    /// A strata whose docker and strata config directories are private to
+    /// the test, so logins and CA certificates do not leak between tests.
+    pub fn isolated() -> Strata {
+        let s = Strata::new();
+        std::fs::create_dir_all(s.path("docker-config")).unwrap();
+        std::fs::create_dir_all(s.path("strata-config")).unwrap();
+        s
+    }
+
+    /// A command with the private config directories set.
+    pub fn registry_command(&self) -> Command {
+        let mut c = self.command();
+        c.env("DOCKER_CONFIG", self.path("docker-config"))
+            .env("STRATA_CONFIG", self.path("strata-config"));
+        c
+    }
+
+    /// Runs strata with the private config directories.
+    pub fn reg(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.registry_command()
+                .args(args)
+                .output()
+                .expect("run strata"),
+        )
+    }
+
+    /// Trusts `ca` for `registry`, in strata's certs.d.
+    pub fn trust(&self, registry: &str, ca: &str) {
+        let dir = self.path("strata-config").join("certs.d").join(registry);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(ca, dir.join("ca.crt")).unwrap();
+    }
+}
+
+/// A unique repository name for a test, so tests sharing a registry never
+/// see each other's images.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The manifest digest skopeo sees for a registry image (plain HTTP or insecure).
+pub fn skopeo_digest(image: &str) -> String {
+    let out = peer(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{image}"),
+        ],
+    );
+    out.trim().to_string()
+}
+
+/// Talks to the fault proxy's control API (plain HTTP on loopback).
+pub fn fault_control(method: &str, path: &str, body: &str) -> String {
+    let base = need("STRATA_TEST_FAULT_CONTROL");
+    let mut args = vec!["-sS", "-X", method, "-H", "Content-Type: application/json"];
+    let url = format!("{base}{path}");
+    if !body.is_empty() {
+        args.extend(["-d", body]);
+    }
+    args.push(&url);
+    peer("curl", &args)
+}

@@ -56,6 +56,7 @@ pub struct Client {
     credential: Option<Credential>,
     challenge: Mutex<Option<Challenge>>,
     tokens: TokenCache,
+    fetching: Mutex<()>,
     attempts: u32,
 }
 
@@ -118,6 +119,7 @@ impl Client {
             credential: options.credential.clone(),
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
+            fetching: Mutex::new(()),
             attempts: options.attempts.max(1),
         })
     }
@@ -251,7 +253,13 @@ impl Client {
         match challenge.scheme.as_str() {
             "basic" => Ok(self.credential.as_ref().and_then(Credential::basic_header)),
             "bearer" => {
-                if !fresh && let Some(t) = self.tokens.get(scope) {
+                if !fresh && let Some(t) = self.cached_token(scope) {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                // One fetch at a time: parallel transfers that all lack a
+                // token wait for the first one's instead of each asking.
+                let _one = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+                if !fresh && let Some(t) = self.cached_token(scope) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
                 let token = self.fetch_token(&challenge, scope)?;
@@ -259,6 +267,22 @@ impl Client {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Gets (and caches) a token for `scope` ahead of use, so a push asks
+    /// once for `pull,push` rather than first for `pull`.
+    pub fn authorize(&self, scope: &str) -> Result<(), RegistryError> {
+        self.endpoint()?;
+        self.authorization(scope, false).map(|_| ())
+    }
+
+    /// A cached token for `scope`; a push token serves for pulls of the
+    /// same repository too.
+    fn cached_token(&self, scope: &str) -> Option<String> {
+        self.tokens.get(scope).or_else(|| {
+            let repo = scope.strip_suffix(":pull")?;
+            self.tokens.get(&format!("{repo}:pull,push"))
+        })
     }
 
     fn fetch_token(&self, challenge: &Challenge, scope: &str) -> Result<String, RegistryError> {

@@ -338,6 +338,7 @@ pub struct RepositorySink {
     repo: Repository,
     mount_candidates: MountCandidates,
     pushed: Mutex<Vec<Digest>>,
+    authorized: std::sync::atomic::AtomicBool,
 }
 
 impl RepositorySink {
@@ -348,6 +349,7 @@ impl RepositorySink {
             repo,
             mount_candidates,
             pushed: Mutex::new(Vec::new()),
+            authorized: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -437,6 +439,14 @@ impl Sink for RepositorySink {
     }
 
     fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
+        if !self
+            .authorized
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.repo
+                .client
+                .authorize(&auth::repository_scope(&self.repo.name, &["pull", "push"]))?;
+        }
         if self
             .repo
             .client

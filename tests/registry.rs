@@ -1,0 +1,804 @@
+//! Registries end to end, against real CNCF distribution registries started
+//! by the harness (plain HTTP; htpasswd Basic auth over TLS with a private
+//! CA; token auth with a harness token server), with skopeo and docker as
+//! peers on both sides, and a fault-injecting proxy.
+
+mod common;
+
+use common::{Strata, docker_run, fault_control, fixture, need, peer, skopeo_digest, unique};
+
+/// Puts the Debian fixture into `image` on a plain registry with skopeo
+/// (gzip layers, OCI manifest), returning its manifest digest.
+fn seed_with_skopeo(image: &str) -> String {
+    let src = format!("oci:{}:bookworm", fixture("debian-oci").display());
+    peer(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{image}"),
+        ],
+    );
+    skopeo_digest(image)
+}
+
+#[test]
+fn pull_then_push_keeps_the_manifest_byte_for_byte() {
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    let repo = unique("rt");
+    let src = format!("{reg}/{repo}/debian:bookworm");
+    let digest = seed_with_skopeo(&src);
+    let s = Strata::isolated();
+
+    let out = s.reg(&["pull", &src]).ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("bookworm: Pulling from {repo}/debian"));
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(": Pulling fs layer"))
+            .count()
+            == 4,
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(": Pull complete"))
+            .count()
+            == 4,
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "\nDigest: {digest}\nStatus: Downloaded newer image for {src}\n{src}\n"
+        )),
+        "{out}"
+    );
+    let again = s.reg(&["pull", &src]).ok().stdout;
+    assert!(
+        again.contains("Already exists")
+            && again.contains(&format!("Status: Image is up to date for {src}")),
+        "{again}"
+    );
+    let digests = s
+        .reg(&["images", "--digests", "--format", "{{.Digest}}"])
+        .ok()
+        .stdout;
+    assert_eq!(digests.trim(), digest);
+
+    // Push under another name of the same registry: layers are mounted,
+    // the manifest goes up unchanged, so the digest is the same.
+    let dst = format!("{reg}/{repo}/copy:v1");
+    s.reg(&["tag", &src, &dst]).ok();
+    let pushed = s.reg(&["push", &dst]).ok().stdout;
+    let lines: Vec<&str> = pushed.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("The push refers to repository [{reg}/{repo}/copy]")
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with(": Preparing")).count(),
+        4,
+        "{pushed}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(&format!(": Mounted from {repo}/debian")))
+            .count(),
+        4,
+        "{pushed}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with(&format!("v1: digest: {digest} size: ")),
+        "{pushed}"
+    );
+    assert_eq!(skopeo_digest(&dst), digest);
+    // Pushing again finds everything there.
+    let again = s.reg(&["push", &dst]).ok().stdout;
+    assert_eq!(
+        again
+            .lines()
+            .filter(|l| l.ends_with(": Layer already exists"))
+            .count(),
+        4,
+        "{again}"
+    );
+    // -q prints the name alone.
+    assert_eq!(s.reg(&["pull", "-q", &dst]).ok().stdout, format!("{dst}\n"));
+}
+
+#[test]
+fn skopeo_and_docker_read_what_strata_pushes() {
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", fixture("debian-docker.tar").to_str().unwrap()])
+        .ok();
+    let name = format!("{reg}/{}/debian:v1", unique("interop"));
+    s.reg(&["tag", "peers/debian:bookworm", &name]).ok();
+    let out = s.reg(&["push", &name]).ok().stdout;
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(": Pushed")).count(),
+        4,
+        "{out}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&peer(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ],
+    ))
+    .unwrap();
+    let ours: serde_json::Value = serde_json::from_str(&peer(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:docker.io/peers/debian:bookworm", s.root().display()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        manifest, ours,
+        "the registry holds strata's manifest unchanged"
+    );
+    let layout = s.path("copied");
+    peer(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}:x", layout.display()),
+        ],
+    );
+
+    // docker (it treats 127.0.0.0/8 as insecure) pulls it, same image ID, and runs it.
+    let id = s.reg(&["images", "--no-trunc", "-q", &name]).ok().stdout;
+    docker_run(&["rmi", "-f", &name]);
+    let pulled = docker_run(&["pull", &name]);
+    assert_eq!(pulled.code, 0, "docker pull: {}", pulled.stderr);
+    assert_eq!(
+        docker_run(&["images", "--no-trunc", "-q", &name]).stdout,
+        id
+    );
+    let run = docker_run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "cat",
+        "/etc/strata-opaque/c",
+    ]);
+    assert_eq!(run.code, 0, "docker run: {}", run.stderr);
+    docker_run(&["rmi", "-f", &name]);
+}
+
+#[test]
+fn strata_pulls_what_skopeo_and_docker_push_single_and_multi_platform() {
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    // A two-platform index pushed by skopeo.
+    let multi = format!("{reg}/{}/app:v1", unique("multi"));
+    let src = format!("oci:{}:v1", fixture("multiarch-oci").display());
+    peer(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{multi}"),
+        ],
+    );
+    let index_digest = skopeo_digest(&multi);
+
+    let all = Strata::isolated();
+    let out = all.reg(&["pull", "--all-platforms", &multi]).ok().stdout;
+    assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    let stored: serde_json::Value = serde_json::from_str(&peer(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{multi}", all.root().display()),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        stored["manifests"].as_array().unwrap().len(),
+        2,
+        "the index is kept: {stored}"
+    );
+    // And pushed on whole: same index digest elsewhere.
+    let copy = format!("{reg}/{}/app:v1", unique("multi-copy"));
+    all.reg(&["tag", &multi, &copy]).ok();
+    let pushed = all.reg(&["push", &copy]).ok().stdout;
+    assert!(
+        pushed.contains(&format!("v1: digest: {index_digest} size: ")),
+        "{pushed}"
+    );
+    assert_eq!(skopeo_digest(&copy), index_digest);
+
+    let arm = Strata::isolated();
+    arm.reg(&["pull", "--platform", "linux/arm64", &multi]).ok();
+    assert_eq!(
+        arm.reg(&["inspect", "--format", "{{.Architecture}}", &multi])
+            .ok()
+            .stdout,
+        "arm64\n"
+    );
+    let repo_digest = arm
+        .reg(&["inspect", "--format", "{{json .RepoDigests}}", &multi])
+        .ok()
+        .stdout;
+    assert!(
+        repo_digest.contains(&index_digest),
+        "RepoDigests names the index: {repo_digest}"
+    );
+    let missing = arm.reg(&["pull", "--platform", "linux/s390x", &multi]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("no image for platform linux/s390x"),
+        "{}",
+        missing.stderr
+    );
+
+    // An image docker pushes (docker compresses the layers itself).
+    let hello = format!("{reg}/{}/hello:1", unique("docker-pushed"));
+    let loaded = docker_run(&["load", "-i", common::demo_archive().to_str().unwrap()]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    assert_eq!(
+        docker_run(&["tag", "strata-demo/hello:1.0", &hello]).code,
+        0
+    );
+    let push = docker_run(&["push", &hello]);
+    assert_eq!(push.code, 0, "docker push: {}", push.stderr);
+    let s = Strata::isolated();
+    s.reg(&["pull", &hello]).ok();
+    assert_eq!(
+        s.reg(&["images", "--no-trunc", "-q", &hello]).ok().stdout,
+        docker_run(&["images", "--no-trunc", "-q", &hello]).stdout
+    );
+    docker_run(&["rmi", "-f", &hello]);
+}
+
+#[test]
+fn tls_registry_with_basic_auth() {
+    let port = need("STRATA_TEST_REGISTRY_TLS")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let host = need("STRATA_TEST_REGISTRY_TLS_NAME");
+    let user = need("STRATA_TEST_REGISTRY_USER");
+    let password = need("STRATA_TEST_REGISTRY_PASSWORD");
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let name = format!("{host}/{}/hello:1", unique("tls"));
+    s.reg(&["tag", "strata-demo/hello:1.0", &name]).ok();
+
+    // A name that is not loopback: TLS is verified, and the private CA is unknown.
+    let refused = s.reg(&["push", &name]).fails();
+    assert!(
+        refused.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+    s.trust(&host, &need("STRATA_TEST_REGISTRY_TLS_CA"));
+    let unauth = s.reg(&["push", &name]).fails();
+    assert!(
+        unauth.stderr.contains("authentication required"),
+        "{}",
+        unauth.stderr
+    );
+
+    // A wrong password is refused, and never printed.
+    let wrong = s.reg(&["login", "-u", &user, "-p", "not-the-password-xyz", &host]);
+    assert_ne!(wrong.code, 0);
+    assert!(
+        !wrong.stderr.contains("not-the-password-xyz")
+            && !wrong.stdout.contains("not-the-password-xyz")
+    );
+    let mut login = s.registry_command();
+    login.args(["login", "-u", &user, "--password-stdin", &host]);
+    login
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Login Succeeded\n");
+    let config = std::fs::read_to_string(s.path("docker-config/config.json")).unwrap();
+    assert!(
+        config.contains(&host) && config.contains("\"auth\""),
+        "{config}"
+    );
+
+    let pushed = s.reg(&["push", &name]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(!pushed.stdout.contains(&password) && !pushed.stderr.contains(&password));
+    let other = Strata::isolated();
+    std::fs::copy(
+        s.path("docker-config/config.json"),
+        other.path("docker-config/config.json"),
+    )
+    .unwrap();
+    other.trust(&host, &need("STRATA_TEST_REGISTRY_TLS_CA"));
+    other.reg(&["pull", &name]).ok();
+    // The same registry by its loopback address is insecure by default:
+    // HTTPS without verification, no CA needed.
+    let loopback = format!("127.0.0.1:{port}/{}", name.split_once('/').unwrap().1);
+    let plain_config = Strata::isolated();
+    let cfg = config.replace(&host, &format!("127.0.0.1:{port}"));
+    std::fs::write(plain_config.path("docker-config/config.json"), cfg).unwrap();
+    plain_config.reg(&["pull", &loopback]).ok();
+
+    let out = s.reg(&["logout", &host]).ok().stdout;
+    assert_eq!(out, format!("Removing login credentials for {host}\n"));
+    assert!(
+        !std::fs::read_to_string(s.path("docker-config/config.json"))
+            .unwrap()
+            .contains(&host)
+    );
+    assert_eq!(
+        s.reg(&["logout", &host]).ok().stdout,
+        format!("Not logged in to {host}\n")
+    );
+}
+
+#[test]
+fn token_registry_anonymous_pull_credentialed_push_and_cached_tokens() {
+    let reg = need("STRATA_TEST_REGISTRY_TOKEN");
+    let stats_url = format!("{}/stats", need("STRATA_TEST_TOKEN_SERVER"));
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", fixture("debian-docker.tar").to_str().unwrap()])
+        .ok();
+    let repo = unique("tok");
+    let name = format!("{reg}/{repo}/debian:v1");
+    s.reg(&["tag", "peers/debian:bookworm", &name]).ok();
+
+    let denied = s.reg(&["push", &name]).fails();
+    assert!(
+        denied.stderr.contains(&reg),
+        "names the registry: {}",
+        denied.stderr
+    );
+
+    s.reg(&[
+        "login",
+        "-u",
+        &need("STRATA_TEST_REGISTRY_USER"),
+        "-p",
+        &need("STRATA_TEST_REGISTRY_PASSWORD"),
+        &reg,
+    ])
+    .ok();
+    let before: serde_json::Value =
+        serde_json::from_str(&peer("curl", &["-sS", &stats_url])).unwrap();
+    s.reg(&["push", &name]).ok();
+    let after: serde_json::Value =
+        serde_json::from_str(&peer("curl", &["-sS", &stats_url])).unwrap();
+    let scope = format!("repository:{repo}/debian:pull,push");
+    let count = |v: &serde_json::Value| v["scopes"][&scope].as_u64().unwrap_or(0);
+    // Four layers, a config and a manifest: one token for the push scope.
+    assert_eq!(
+        count(&after) - count(&before),
+        1,
+        "tokens are cached per scope: {after}"
+    );
+
+    // Anyone may pull.
+    let anon = Strata::isolated();
+    anon.reg(&["pull", &name]).ok();
+    assert_eq!(anon.reg(&["images", "-q"]).ok().stdout.lines().count(), 1);
+    // A bad password is a clear error, without the password.
+    let bad = Strata::isolated();
+    let out = bad.reg(&["login", "-u", "strata", "-p", "wrong-secret-123", &reg]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("login to") && !out.stderr.contains("wrong-secret-123"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn credentials_come_from_a_credential_helper() {
+    let reg = need("STRATA_TEST_REGISTRY_TOKEN");
+    let s = Strata::isolated();
+    // A docker-credential-* helper speaking the helper protocol, keeping
+    // secrets in a file of its own.
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = s.path("helper-store.json");
+    let helper = bin.join("docker-credential-strata-test");
+    std::fs::write(
+        &helper,
+        format!(
+            r#"#!/usr/bin/env python3
+import json, sys
+path = {store:?}
+try:
+    db = json.load(open(path))
+except Exception:
+    db = {{}}
+action = sys.argv[1]
+data = sys.stdin.read()
+if action == "store":
+    c = json.loads(data); db[c["ServerURL"]] = [c["Username"], c["Secret"]]
+    json.dump(db, open(path, "w"))
+elif action == "get":
+    key = data.strip()
+    if key not in db:
+        print("credentials not found in native keychain"); sys.exit(1)
+    print(json.dumps({{"ServerURL": key, "Username": db[key][0], "Secret": db[key][1]}}))
+elif action == "erase":
+    db.pop(data.strip(), None); json.dump(db, open(path, "w"))
+"#
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        s.path("docker-config/config.json"),
+        r#"{"credsStore": "strata-test"}"#,
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str]| {
+        let out = s
+            .registry_command()
+            .env("PATH", &path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "login",
+        "-u",
+        &need("STRATA_TEST_REGISTRY_USER"),
+        "-p",
+        &need("STRATA_TEST_REGISTRY_PASSWORD"),
+        &reg,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Login Succeeded\n");
+    assert!(!err.contains("stored unencrypted"), "{err}");
+    let config = std::fs::read_to_string(s.path("docker-config/config.json")).unwrap();
+    assert!(
+        !config.contains(&need("STRATA_TEST_REGISTRY_PASSWORD")),
+        "no secret in config.json: {config}"
+    );
+    assert!(std::fs::read_to_string(&store).unwrap().contains(&reg));
+    s.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let name = format!("{reg}/{}/hello:1", unique("helper"));
+    s.reg(&["tag", "strata-demo/hello:1.0", &name]).ok();
+    let (code, _, err) = run(&["push", &name]);
+    assert_eq!(code, 0, "push with the helper's credential: {err}");
+    let (code, out, _) = run(&["logout", &reg]);
+    assert_eq!(
+        (code, out),
+        (0, format!("Removing login credentials for {reg}\n"))
+    );
+    assert!(!std::fs::read_to_string(&store).unwrap().contains(&reg));
+}
+
+/// Pushes the small two-platform fixture's host image to the plain
+/// registry behind the fault proxy (small layers keep these tests quick;
+/// the faults cut bodies in the middle whatever their size) and returns
+/// (its name through the proxy, its largest layer's digest).
+fn behind_proxy() -> (String, String) {
+    let image = format!(
+        "{}/{}/app:v1",
+        need("STRATA_TEST_REGISTRY_PLAIN"),
+        unique("fault")
+    );
+    let src = format!("oci:{}:v1", fixture("multiarch-oci").display());
+    peer(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{image}"),
+        ],
+    );
+    let raw = peer(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ],
+    );
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let big = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proxied = image.replacen(
+        &need("STRATA_TEST_REGISTRY_PLAIN"),
+        &need("STRATA_TEST_FAULT_PROXY"),
+        1,
+    );
+    (proxied, big)
+}
+
+/// Serialises the fault tests, across test processes too (nextest runs
+/// each test in its own): the proxy's faults and log are shared.
+fn proxy_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/strata-test-fault-proxy.lock")
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
+fn arm(fault: &str, method: &str, path: &str, count: u32) {
+    fault_control(
+        "POST",
+        "/faults",
+        &serde_json::json!({"fault": fault, "method": method, "path": path, "count": count})
+            .to_string(),
+    );
+}
+
+fn proxy_log() -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&fault_control("GET", "/log", ""))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn downloads_resume_with_range_after_a_reset_or_a_short_body() {
+    let _guard = proxy_lock();
+    let (name, big) = behind_proxy();
+    for fault in ["reset", "short"] {
+        fault_control("POST", "/reset", "");
+        arm(fault, "GET", &format!("/blobs/{big}"), 1);
+        let s = Strata::isolated();
+        s.reg(&["pull", &name]).ok();
+        let log = proxy_log();
+        let ranged: Vec<_> = log
+            .iter()
+            .filter(|e| e["path"].as_str().unwrap().contains(&big) && !e["range"].is_null())
+            .collect();
+        assert_eq!(
+            ranged.len(),
+            1,
+            "{fault}: one resumed request with Range: {log:?}"
+        );
+        assert_eq!(ranged[0]["status"], 206);
+        // The blob in the store is whole: saving re-reads and checks sizes.
+        s.reg(&["save", "-o", s.path("out.tar").to_str().unwrap(), &name])
+            .ok();
+    }
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried() {
+    let _guard = proxy_lock();
+    let (name, big) = behind_proxy();
+    fault_control("POST", "/reset", "");
+    arm("status:500", "GET", &format!("/blobs/{big}"), 2);
+    arm("status:429", "GET", "/manifests/", 1);
+    let s = Strata::isolated();
+    let started = std::time::Instant::now();
+    s.reg(&["pull", &name]).ok();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    let log = proxy_log();
+    assert_eq!(
+        log.iter().filter(|e| e["status"] == 500).count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|e| e["status"] == 429).count(),
+        1,
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_registry_that_keeps_failing_gives_a_clear_error_and_no_corrupt_blob() {
+    let _guard = proxy_lock();
+    let (name, big) = behind_proxy();
+    fault_control("POST", "/reset", "");
+    arm("short", "GET", &format!("/blobs/{big}"), 1000);
+    let s = Strata::isolated();
+    s.reg(&["images"]).ok();
+    let before = s.snapshot();
+    let out = s.reg(&["pull", &name]).fails();
+    assert!(out.stderr.contains(&big), "names the blob: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    fault_control("POST", "/reset", "");
+    let after = s.snapshot();
+    // Nothing was committed: the index is unchanged and no blob was added.
+    assert_eq!(
+        before.iter().find(|(p, _)| p == "index.json"),
+        after.iter().find(|(p, _)| p == "index.json")
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|(p, _)| p.starts_with("blobs/sha256/") && p.len() > 14),
+        "{after:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(s.root().join(".strata/ingest"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn uploads_survive_a_broken_connection() {
+    let _guard = proxy_lock();
+    fault_control("POST", "/reset", "");
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", fixture("debian-docker.tar").to_str().unwrap()])
+        .ok();
+    let name = format!(
+        "{}/{}/debian:v1",
+        need("STRATA_TEST_FAULT_PROXY"),
+        unique("upload")
+    );
+    s.reg(&["tag", "peers/debian:bookworm", &name]).ok();
+    arm("reset", "PUT", "/blobs/uploads/", 1);
+    arm("status:503", "POST", "/blobs/uploads/", 1);
+    s.reg(&["push", &name]).ok();
+    let direct = name.replacen(
+        &need("STRATA_TEST_FAULT_PROXY"),
+        &need("STRATA_TEST_REGISTRY_PLAIN"),
+        1,
+    );
+    let expected = s
+        .reg(&["inspect", "--format", "{{.Id}}", &name])
+        .ok()
+        .stdout;
+    let other = Strata::isolated();
+    other.reg(&["pull", &direct]).ok();
+    assert_eq!(
+        other
+            .reg(&["inspect", "--format", "{{.Id}}", &direct])
+            .ok()
+            .stdout,
+        expected
+    );
+    fault_control("POST", "/reset", "");
+}
+
+#[test]
+fn search_prints_docker_hub_results_as_docker_does() {
+    let hub = need("STRATA_TEST_HUB_SEARCH");
+    let s = Strata::isolated();
+    let search = |args: &[&str]| {
+        let out = s
+            .registry_command()
+            .env("STRATA_HUB_SEARCH_URL", &hub)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The seed page's table, where the page wrote docker's "…" as "...".
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/seed-search.txt"
+    ))
+    .unwrap();
+    let norm = |t: &str| {
+        t.replace("...", "…")
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(norm(&search(&["search", "nginx"])), norm(&seed));
+    assert_eq!(
+        search(&["search", "--limit", "3", "--format", "{{.Name}}", "nginx"]),
+        "nginx\njwilder/nginx-proxy\nricharvey/nginx-php-fpm\n"
+    );
+    assert_eq!(
+        search(&[
+            "search",
+            "--filter",
+            "is-official=true",
+            "--format",
+            "{{.Name}} {{.StarCount}} {{.IsOfficial}}",
+            "nginx"
+        ]),
+        "nginx 15725 [OK]\n"
+    );
+    let starred = search(&[
+        "search",
+        "--filter",
+        "stars=100",
+        "--format",
+        "{{.Name}}",
+        "nginx",
+    ]);
+    assert_eq!(starred.lines().count(), 8, "{starred}");
+    let full = search(&["search", "--no-trunc", "--limit", "2", "nginx"]);
+    assert!(
+        full.contains("Automated Nginx reverse proxy for docker containers"),
+        "{full}"
+    );
+    assert_eq!(
+        search(&["search", "--format", "{{.Name}}", "nosuchthing"]),
+        ""
+    );
+
+    // A registry without the search API: its catalog, filtered.
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    let repo = unique("findme");
+    s.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    s.reg(&[
+        "tag",
+        "strata-demo/hello:1.0",
+        &format!("{reg}/{repo}/hello:1"),
+    ])
+    .ok();
+    s.reg(&["push", &format!("{reg}/{repo}/hello:1")]).ok();
+    let found = s.reg(&["search", &format!("{reg}/{repo}")]).ok().stdout;
+    let header = found.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME ")
+            && header.ends_with("DESCRIPTION   STARS     OFFICIAL   AUTOMATED"),
+        "{found}"
+    );
+    assert!(found.contains(&format!("{reg}/{repo}/hello ")), "{found}");
+}
