@@ -204,6 +204,12 @@ fn transfer(
     let mut attempt = 1;
     loop {
         let result = (|| {
+            if !sink.verifies_digests()
+                && source.verified_at_rest()
+                && let Some(file) = source.blob_file(d)
+            {
+                return sink.put_blob_file(d, kind, file, &report);
+            }
             let reader = source.open_blob(d)?;
             let mut reader: Box<dyn Read + Send + '_> = if sink.verifies_digests() {
                 reader

@@ -127,6 +127,12 @@ pub trait Source: Send + Sync {
         false
     }
 
+    /// The blob as a file of exactly its size, when the place keeps blobs
+    /// as files: a sink may then copy it inside the kernel.
+    fn blob_file(&self, _descriptor: &Descriptor) -> Option<std::fs::File> {
+        None
+    }
+
     /// Reads a small blob (a manifest or config) whole, verified.
     fn read_small_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, TransportError> {
         const LIMIT: u64 = 64 << 20;
@@ -197,6 +203,20 @@ pub trait Sink: Send + Sync {
         manifest: &RawManifest,
         names: &[Reference],
     ) -> Result<(), TransportError>;
+
+    /// Writes a blob from a file already checked to have the blob's size
+    /// and trusted to have its digest ([`Source::verified_at_rest`]). Sinks
+    /// that can copy file to file inside the kernel override this.
+    fn put_blob_file(
+        &self,
+        descriptor: &Descriptor,
+        kind: &BlobKind,
+        file: std::fs::File,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TransportError> {
+        let mut content = file;
+        self.put_blob(descriptor, kind, &mut content, progress)
+    }
 
     /// Makes everything written visible at once.
     fn commit(&self) -> Result<(), TransportError>;

@@ -1,7 +1,7 @@
 //! `strata save [-o FILE] IMAGE...`
 
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -40,7 +40,7 @@ pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
                 store,
                 &selected,
                 &path.display().to_string(),
-                Box::new(file),
+                file,
                 compression,
             )
             .and_then(|()| {
@@ -62,7 +62,7 @@ pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
                 store,
                 &selected,
                 "standard output",
-                Box::new(File::from(fd)),
+                File::from(fd),
                 compression,
             )
         }
@@ -73,7 +73,7 @@ fn write(
     store: &Store,
     selected: &[(&StoredImage, Vec<Reference>)],
     name: &str,
-    out: Box<dyn Write + Send>,
+    out: File,
     compression: OutputCompression,
 ) -> anyhow::Result<()> {
     let sink = ArchiveSink::new(name, out, compression);

@@ -52,7 +52,7 @@ impl OutputCompression {
     }
 }
 
-type Out = Box<dyn Write + Send>;
+type Out = std::fs::File;
 
 enum Encoder {
     Plain(BufWriter<Out>),
@@ -152,19 +152,36 @@ impl ArchiveSink {
         .into()
     }
 
+    /// The output, after the `blobs/` directory entries that precede the
+    /// first blob.
+    fn blob_dirs<'s>(
+        &self,
+        state: &'s mut State,
+        d: &Descriptor,
+    ) -> Result<&'s mut dyn Write, TransportError> {
+        let first = !state.dirs_written;
+        state.dirs_written = true;
+        let out = state
+            .out
+            .as_mut()
+            .ok_or_else(|| self.io(io::Error::other("archive already finished")))?
+            .writer();
+        if first {
+            write_member(out, "blobs/", 0, true, &mut io::empty()).map_err(|e| self.io(e))?;
+            let dir = format!("blobs/{}/", d.digest().algorithm().as_ref());
+            write_member(out, &dir, 0, true, &mut io::empty()).map_err(|e| self.io(e))?;
+        }
+        Ok(out)
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Writes one tar member: header, data (exactly `size` bytes), padding.
-fn write_member(
-    out: &mut dyn Write,
-    path: &str,
-    size: u64,
-    dir: bool,
-    data: &mut dyn Read,
-) -> io::Result<()> {
+/// A tar header for one member, owned by root, dated 0 for reproducible
+/// archives.
+fn header(path: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
     h.set_path(path)?;
     h.set_size(size);
@@ -178,7 +195,23 @@ fn write_member(
     h.set_uid(0);
     h.set_gid(0);
     h.set_cksum();
-    out.write_all(h.as_bytes())?;
+    Ok(h)
+}
+
+/// The zeros that round a member's data up to a 512-byte block.
+fn padding(size: u64) -> &'static [u8] {
+    &[0u8; 512][..((512 - size % 512) % 512) as usize]
+}
+
+/// Writes one tar member: header, data (exactly `size` bytes), padding.
+fn write_member(
+    out: &mut dyn Write,
+    path: &str,
+    size: u64,
+    dir: bool,
+    data: &mut dyn Read,
+) -> io::Result<()> {
+    out.write_all(header(path, size, dir)?.as_bytes())?;
     let mut buf = vec![
         0u8;
         if size > 1 << 20 {
@@ -207,8 +240,7 @@ fn write_member(
             format!("{path} is longer than its {size} bytes"),
         ));
     }
-    let pad = (512 - size % 512) % 512;
-    out.write_all(&[0u8; 512][..pad as usize])
+    out.write_all(padding(size))
 }
 
 impl Sink for ArchiveSink {
@@ -244,23 +276,7 @@ impl Sink for ArchiveSink {
         if state.written.contains(d.digest()) {
             return Ok(());
         }
-        let first = !state.dirs_written;
-        let out = state
-            .out
-            .as_mut()
-            .ok_or_else(|| self.io(io::Error::other("archive already finished")))?
-            .writer();
-        if first {
-            write_member(out, "blobs/", 0, true, &mut io::empty()).map_err(|e| self.io(e))?;
-            write_member(
-                out,
-                &format!("blobs/{}/", d.digest().algorithm().as_ref()),
-                0,
-                true,
-                &mut io::empty(),
-            )
-            .map_err(|e| self.io(e))?;
-        }
+        let out = self.blob_dirs(&mut state, d)?;
         let mut counted = CountingReader {
             inner: content,
             done: 0,
@@ -269,6 +285,53 @@ impl Sink for ArchiveSink {
         write_member(out, &member(d.digest()), d.size(), false, &mut counted)
             .map_err(|e| self.io(e))?;
         state.dirs_written = true;
+        state.written.insert(d.digest().clone());
+        Ok(())
+    }
+
+    fn put_blob_file(
+        &self,
+        d: &Descriptor,
+        kind: &BlobKind,
+        file: std::fs::File,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), TransportError> {
+        let mut state = self.state();
+        if state.written.contains(d.digest()) {
+            return Ok(());
+        }
+        if !matches!(state.out, Some(Encoder::Plain(_))) {
+            drop(state);
+            let mut content = file;
+            return self.put_blob(d, kind, &mut content, progress);
+        }
+        let out = self.blob_dirs(&mut state, d)?;
+        out.write_all(
+            header(&member(d.digest()), d.size(), false)
+                .map_err(|e| self.io(e))?
+                .as_bytes(),
+        )
+        .map_err(|e| self.io(e))?;
+        let Some(Encoder::Plain(w)) = state.out.as_mut() else {
+            unreachable!("checked above")
+        };
+        // File to file: std's io::copy hands this to copy_file_range (or
+        // splice for a pipe), so the bytes never pass through user space.
+        w.flush().map_err(|e| self.io(e))?;
+        let copied =
+            io::copy(&mut io::Read::take(&file, d.size()), w.get_mut()).map_err(|e| self.io(e))?;
+        if copied != d.size() {
+            return Err(self.io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ended after {copied} of its {} bytes",
+                    d.digest(),
+                    d.size()
+                ),
+            )));
+        }
+        w.write_all(padding(d.size())).map_err(|e| self.io(e))?;
+        progress(d.size());
         state.written.insert(d.digest().clone());
         Ok(())
     }

@@ -277,4 +277,10 @@ impl Source for Store {
     fn verified_at_rest(&self) -> bool {
         true
     }
+
+    fn blob_file(&self, d: &Descriptor) -> Option<std::fs::File> {
+        let file = Store::open_blob(self, d.digest()).ok()?;
+        let len = file.metadata().ok()?.len();
+        (len == d.size()).then_some(file)
+    }
 }
