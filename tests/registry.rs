@@ -802,3 +802,232 @@ fn search_prints_docker_hub_results_as_docker_does() {
     );
     assert!(found.contains(&format!("{reg}/{repo}/hello ")), "{found}");
 }
+
+#[test]
+fn large_blobs_go_up_in_chunks_and_a_broken_chunk_is_retried() {
+    let _guard = proxy_lock();
+    fault_control("POST", "/reset", "");
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let name = format!(
+        "{}/{}/hello:1",
+        need("STRATA_TEST_FAULT_PROXY"),
+        unique("chunked")
+    );
+    s.reg(&["tag", "strata-demo/hello:1.0", &name]).ok();
+    arm("reset", "PATCH", "/blobs/uploads/", 1);
+    // 10 KiB layers in 4 KiB chunks: three PATCHes each.
+    s.reg(&["push", "--chunk-size", "4KiB", &name]).ok();
+    let log = proxy_log();
+    let patches = log.iter().filter(|e| e["method"] == "PATCH").count();
+    assert!(patches >= 6, "chunked uploads: {log:?}");
+    let direct = name.replacen(
+        &need("STRATA_TEST_FAULT_PROXY"),
+        &need("STRATA_TEST_REGISTRY_PLAIN"),
+        1,
+    );
+    let other = Strata::isolated();
+    other.reg(&["pull", &direct]).ok();
+    assert_eq!(other.reg(&["images", "-q"]).ok().stdout, "b1dcaf3cc163\n");
+    fault_control("POST", "/reset", "");
+    assert_ne!(s.reg(&["push", "--chunk-size", "0", &name]).code, 0);
+}
+
+#[test]
+fn only_registries_marked_insecure_are_reached_without_tls_verification_or_over_http() {
+    let plain_port = need("STRATA_TEST_REGISTRY_PLAIN")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let tls_name = need("STRATA_TEST_REGISTRY_TLS_NAME");
+    let host = tls_name.split(':').next().unwrap().to_string();
+    let plain_by_name = format!("{host}:{plain_port}");
+    // An image on the plain-HTTP registry, reached by a name that is not loopback.
+    let repo = unique("insecure");
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let loopback = format!("{}/{repo}/hello:1", need("STRATA_TEST_REGISTRY_PLAIN"));
+    s.reg(&["tag", "strata-demo/hello:1.0", &loopback]).ok();
+    s.reg(&["push", &loopback]).ok();
+    let by_name = format!("{plain_by_name}/{repo}/hello:1");
+
+    // Not marked insecure: HTTPS only, and that fails; never plain HTTP.
+    let refused = s.reg(&["pull", &by_name]).fails();
+    assert!(
+        refused.stderr.contains(&format!("https://{plain_by_name}")),
+        "{}",
+        refused.stderr
+    );
+    // Marked insecure by flag: plain HTTP is allowed.
+    s.reg(&["--insecure-registry", &plain_by_name, "pull", &by_name])
+        .ok();
+    // Marked insecure in strata's config file (docker's daemon.json key).
+    let other = Strata::isolated();
+    std::fs::write(
+        other.path("strata-config/config.json"),
+        format!(r#"{{"insecure-registries": ["{plain_by_name}"]}}"#),
+    )
+    .unwrap();
+    other.reg(&["pull", &by_name]).ok();
+    // An insecure TLS registry: HTTPS without verifying its certificate.
+    let tls = Strata::isolated();
+    let cfg = format!(
+        r#"{{"auths": {{"{tls_name}": {{"auth": "{}"}}}}}}"#,
+        base64(&format!(
+            "{}:{}",
+            need("STRATA_TEST_REGISTRY_USER"),
+            need("STRATA_TEST_REGISTRY_PASSWORD")
+        ))
+    );
+    std::fs::write(tls.path("docker-config/config.json"), cfg).unwrap();
+    let tls_image = format!("{tls_name}/{repo}/hello:1");
+    tls.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    tls.reg(&["tag", "strata-demo/hello:1.0", &tls_image]).ok();
+    assert_ne!(
+        tls.reg(&["push", &tls_image]).code,
+        0,
+        "unknown CA, not insecure: refused"
+    );
+    tls.reg(&["--insecure-registry", &tls_name, "push", &tls_image])
+        .ok();
+}
+
+fn base64(text: &str) -> String {
+    let out = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut child = out;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn a_docker_manifest_list_pushed_by_docker_is_pulled_whole() {
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    let repo = format!("{reg}/{}/app", unique("dockerlist"));
+    // The two platforms of the fixture index, as docker images.
+    let s = Strata::isolated();
+    let multi = format!("{reg}/{}/src:v1", unique("dockerlist-src"));
+    peer(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", fixture("multiarch-oci").display()),
+            &format!("docker://{multi}"),
+        ],
+    );
+    let dockercfg = s.path("docker-manifests");
+    std::fs::create_dir_all(&dockercfg).unwrap();
+    let docker = |args: &[&str]| {
+        let out = common::docker()
+            .env("DOCKER_CONFIG", &dockercfg)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut parts = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let one = Strata::isolated();
+        one.reg(&["pull", "--platform", &format!("linux/{arch}"), &multi])
+            .ok();
+        let tar = one.path("one.tar");
+        one.reg(&["save", "-o", tar.to_str().unwrap(), &multi]).ok();
+        docker(&["load", "-i", tar.to_str().unwrap()]);
+        let tag = format!("{repo}:{arch}");
+        docker(&["tag", &multi, &tag]);
+        docker(&["push", &tag]);
+        docker(&["rmi", &tag]);
+        parts.push(tag);
+    }
+    docker(&["rmi", &multi]);
+    let list = format!("{repo}:multi");
+    docker(&[
+        "manifest",
+        "create",
+        "--insecure",
+        &list,
+        &parts[0],
+        &parts[1],
+    ]);
+    docker(&["manifest", "annotate", "--arch", "arm64", &list, &parts[1]]);
+    docker(&["manifest", "push", "--insecure", &list]);
+    let digest = skopeo_digest(&list);
+    let raw = peer(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{list}"),
+        ],
+    );
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.list.v2+json"),
+        "{raw}"
+    );
+
+    let out = s.reg(&["pull", "--all-platforms", &list]).ok().stdout;
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(
+        s.reg(&["inspect", "--format", "{{.Architecture}}", &list])
+            .ok()
+            .stdout,
+        "amd64\n"
+    );
+    // Pushed on, the list keeps its digest.
+    let copy = format!("{reg}/{}/app:multi", unique("dockerlist-copy"));
+    s.reg(&["tag", &list, &copy]).ok();
+    s.reg(&["push", &copy]).ok();
+    assert_eq!(skopeo_digest(&copy), digest);
+}
+
+#[test]
+fn pull_draws_docker_progress_on_a_terminal() {
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    let name = format!("{reg}/{}/debian:bookworm", unique("tty"));
+    seed_with_skopeo(&name);
+    let s = Strata::isolated();
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 150; {bin} pull {name}"),
+            "/dev/null",
+        ])
+        .env("STRATA_ROOT", s.root())
+        .env("DOCKER_CONFIG", s.path("docker-config"))
+        .env("STRATA_CONFIG", s.path("strata-config"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // Lines are redrawn in place, each layer ending "Pull complete".
+    assert!(text.contains("\u{1b}[2K"), "{text:?}");
+    assert!(text.contains(": Pull complete"), "{text:?}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{text:?}"
+    );
+}

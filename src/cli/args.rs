@@ -113,9 +113,43 @@ pub struct PushArgs {
     /// Layers uploaded at once.
     #[arg(long, default_value_t = 5, value_name = "int")]
     pub max_concurrent_uploads: usize,
+    /// Upload blobs larger than SIZE in chunks of SIZE (e.g. 50MiB), for
+    /// registries or proxies that cap a request's size. By default blobs
+    /// over 256MiB go in 64MiB chunks.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub chunk_size: Option<u64>,
     /// The image.
     #[arg(value_name = "NAME[:TAG]")]
     pub name: String,
+}
+
+/// Parses a byte size: a number with an optional unit (B, k/kB/KiB, M/MB/MiB, G/GB/GiB).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: use B, kB, KiB, MB, MiB, GB or GiB"
+            ));
+        }
+    };
+    let size = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} is too large"))?;
+    if size == 0 {
+        return Err("the size must be more than 0".into());
+    }
+    Ok(size)
 }
 
 /// `search [OPTIONS] TERM`

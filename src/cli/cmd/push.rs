@@ -9,7 +9,7 @@ use strata::copy::{self, CopyOptions, Copyable};
 use strata::progress::{Progress, Silent};
 use strata::reference::Reference;
 use strata::transport::Sink;
-use strata::transport::registry::{Repository, RepositorySink};
+use strata::transport::registry::{Repository, RepositorySink, UploadOptions};
 use strata::transport::store::{Store, StoredImage, Target};
 
 use crate::cli::args::PushArgs;
@@ -125,7 +125,13 @@ fn push_one(
             })
             .unwrap_or_default()
     });
-    let sink = RepositorySink::new(repo.clone(), candidates);
+    let mut sink = RepositorySink::new(repo.clone(), candidates);
+    if let Some(size) = args.chunk_size {
+        sink = sink.with_upload(UploadOptions {
+            chunked_above: size,
+            chunk: size,
+        });
+    }
     let options = CopyOptions {
         parallelism: args.max_concurrent_uploads.max(1),
         ..CopyOptions::default()

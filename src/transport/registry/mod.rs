@@ -310,10 +310,24 @@ impl Read for ResumingBlob<'_> {
     }
 }
 
-/// Blobs larger than this are uploaded in chunks.
-const CHUNKED_ABOVE: u64 = 256 << 20;
-/// The chunk size for chunked uploads.
-const UPLOAD_CHUNK: u64 = 64 << 20;
+/// How blobs are uploaded: in one request, or in chunks (for registries or
+/// proxies that limit a request's size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadOptions {
+    /// Blobs larger than this go in chunks.
+    pub chunked_above: u64,
+    /// The chunk size.
+    pub chunk: u64,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            chunked_above: 256 << 20,
+            chunk: 64 << 20,
+        }
+    }
+}
 
 /// Names repositories of the same registry that may hold a blob.
 pub type MountCandidates = Box<dyn Fn(&Digest) -> Vec<String> + Send + Sync>;
@@ -339,6 +353,7 @@ pub struct RepositorySink {
     mount_candidates: MountCandidates,
     pushed: Mutex<Vec<Digest>>,
     authorized: std::sync::atomic::AtomicBool,
+    upload: UploadOptions,
 }
 
 impl RepositorySink {
@@ -350,7 +365,14 @@ impl RepositorySink {
             mount_candidates,
             pushed: Mutex::new(Vec::new()),
             authorized: std::sync::atomic::AtomicBool::new(false),
+            upload: UploadOptions::default(),
         }
+    }
+
+    /// Uploads with these chunking rules.
+    pub fn with_upload(mut self, upload: UploadOptions) -> Self {
+        self.upload = upload;
+        self
     }
 
     /// Manifests pushed, in order.
@@ -485,9 +507,10 @@ impl Sink for RepositorySink {
             sent: 0,
             progress,
         };
-        let chunked = size > CHUNKED_ABOVE || min_chunk.is_some_and(|m| m > 0 && size > m);
+        let chunked =
+            size > self.upload.chunked_above || min_chunk.is_some_and(|m| m > 0 && size > m);
         if chunked {
-            let chunk = UPLOAD_CHUNK.max(min_chunk.unwrap_or(0));
+            let chunk = self.upload.chunk.max(min_chunk.unwrap_or(0)).max(1);
             while upload.sent < size {
                 let len = chunk.min(size - upload.sent);
                 let (from, to) = (upload.sent, upload.sent + len - 1);
