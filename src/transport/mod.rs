@@ -109,6 +109,17 @@ pub enum Presence {
     },
 }
 
+impl Presence {
+    /// `Present` or `Absent`.
+    pub fn from_bool(there: bool) -> Presence {
+        if there {
+            Presence::Present
+        } else {
+            Presence::Absent
+        }
+    }
+}
+
 /// A blob reader handed from a source to a sink.
 pub type BlobReader<'a> = Box<dyn Read + Send + 'a>;
 

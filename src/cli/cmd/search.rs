@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use strata::format::{self, OutputFormat};
-use strata::transport::registry::catalog;
+use strata::transport::registry::{catalog, client};
 
 use crate::cli::args::SearchArgs;
 use crate::cli::cmd::registry::Registries;
@@ -158,7 +158,7 @@ fn hub_search(term: &str, limit: usize) -> anyhow::Result<Vec<HubResult>> {
     let url = format!(
         "{}/v1/search?q={}&n={limit}",
         base.trim_end_matches('/'),
-        escape(term)
+        client::url_escape(term)
     );
     let client = reqwest::blocking::Client::builder()
         .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
@@ -182,15 +182,4 @@ fn hub_search(term: &str, limit: usize) -> anyhow::Result<Vec<HubResult>> {
         format!("the search service at {base} answered something that is not search results")
     })?;
     Ok(parsed.results)
-}
-
-fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

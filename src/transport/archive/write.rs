@@ -258,11 +258,7 @@ impl Sink for ArchiveSink {
 
     fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
         let there = self.state().written.contains(d.digest());
-        Ok(if there {
-            Presence::Present
-        } else {
-            Presence::Absent
-        })
+        Ok(Presence::from_bool(there))
     }
 
     fn put_blob(

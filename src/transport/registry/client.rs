@@ -767,7 +767,8 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-fn url_escape(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

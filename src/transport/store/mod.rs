@@ -21,6 +21,7 @@ mod images;
 mod index;
 mod lock;
 mod meta;
+mod mounts;
 mod ops;
 mod sink;
 
@@ -32,6 +33,7 @@ pub use gc::GcReport;
 pub use images::{LookupError, StoredImage, Target, lookup_in};
 pub use index::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, NameChange, entry_name, named};
 pub use meta::LayerInfo;
+pub use mounts::{MountKind, MountRecord};
 pub use ops::{Removal, RemoveError, TagError};
 pub use sink::StoreSink;
 

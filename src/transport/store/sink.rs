@@ -114,11 +114,7 @@ impl Sink for StoreSink<'_> {
 
     fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
         let there = self.store.has_blob(d.digest()) || self.is_staged(d.digest());
-        Ok(if there {
-            Presence::Present
-        } else {
-            Presence::Absent
-        })
+        Ok(Presence::from_bool(there))
     }
 
     fn put_blob(
