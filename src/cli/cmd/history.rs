@@ -39,7 +39,7 @@ pub fn run(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
     let image = &found.image;
     let mut layer_sizes = Vec::new();
     for layer in image.layers() {
-        layer_sizes.push(store.layer_info(layer.descriptor.digest())?.size);
+        layer_sizes.push(store.layer_info_for(layer)?.size);
     }
     let mut layers = layer_sizes.into_iter();
     let now = chrono::Utc::now();

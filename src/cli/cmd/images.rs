@@ -131,7 +131,7 @@ pub fn run(store: &Store, args: &ImagesArgs) -> anyhow::Result<()> {
     for l in &listed {
         let mut size = 0;
         for layer in l.first.image.layers() {
-            size += store.layer_info(layer.descriptor.digest())?.size;
+            size += store.layer_info_for(layer)?.size;
         }
         let id = l.first.id();
         for (repo, tag, digest) in row_names(&l.names, args.digests) {

@@ -152,7 +152,7 @@ fn inspect(store: &Store, found: &StoredImage) -> anyhow::Result<ImageInspect> {
     let raw = image.config_json();
     let mut size = 0;
     for layer in image.layers() {
-        size += store.layer_info(layer.descriptor.digest())?.size;
+        size += store.layer_info_for(layer)?.size;
     }
     let created = raw
         .get("created")

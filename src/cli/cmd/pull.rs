@@ -67,7 +67,7 @@ pub fn run(store: &Store, registries: &Registries, args: &PullArgs) -> anyhow::R
         None => &Silent,
     };
     drop(out);
-    let sink = store.sink();
+    let sink = store.sink().defer_compressed_scans();
     let options = CopyOptions {
         parallelism: args.max_concurrent_downloads.max(1),
         ..CopyOptions::default()

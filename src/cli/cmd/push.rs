@@ -116,14 +116,10 @@ fn push_one(
     let lookup = store.clone();
     let candidates = Box::new(move |d: &strata::digest::Digest| {
         lookup
-            .layer_info(d)
-            .map(|info| {
-                info.sources
-                    .iter()
-                    .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .layer_sources(d)
+            .iter()
+            .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
+            .collect()
     });
     let mut sink = RepositorySink::new(repo.clone(), candidates);
     if let Some(size) = args.chunk_size {

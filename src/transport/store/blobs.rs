@@ -6,6 +6,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::compression::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::pipe;
 use crate::rootfs::{self, LayerStats, RootfsError};
@@ -112,14 +113,26 @@ pub(crate) enum IngestError {
     Store(StoreError),
 }
 
-/// Streams `content` into a temporary file in `dir`, hashing it; when
-/// `scan` is set, a second thread decompresses and walks the tar at the same
-/// time, so a layer's diff ID and unpacked size come with no second read.
+/// Which blobs are scanned as layers while they stream in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// Not a layer.
+    No,
+    /// A layer, scanned whatever its compression.
+    Always,
+    /// A layer, scanned now only when uncompressed (a cheap tar walk); a
+    /// compressed one is decompressed later, on first need.
+    Uncompressed,
+}
+
+/// Streams `content` into a temporary file in `dir`, hashing it; for a
+/// layer (see [`Scan`]), a second thread decompresses and walks the tar at
+/// the same time, so its diff ID and unpacked size come with no second read.
 /// The file is removed again on any failure.
 pub(crate) fn ingest(
     dir: &Path,
     content: &mut dyn Read,
-    scan: bool,
+    scan: Scan,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Staged, IngestError> {
     let path = temp_path(dir, "blob");
@@ -133,19 +146,31 @@ pub(crate) fn ingest(
 fn ingest_to(
     path: &Path,
     content: &mut dyn Read,
-    scan: bool,
+    scan: Scan,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Staged, IngestError> {
     let store_err = |action, e| IngestError::Store(StoreError::io(action, path, e));
     let mut file = File::create(path).map_err(|e| store_err("create", e))?;
     let mut hasher = Hasher::new();
     let (tx, rx) = pipe::pipe(4);
+    // The first chunk tells whether the layer is compressed.
+    let mut first = Some(pipe::read_chunk(content, CHUNK).map_err(IngestError::Read)?);
+    let scan_now = match scan {
+        Scan::No => false,
+        Scan::Always => true,
+        Scan::Uncompressed => first
+            .as_deref()
+            .is_some_and(|c| Compression::detect(c) == Compression::None),
+    };
     let layer = std::thread::scope(|s| {
-        let scanner =
-            scan.then(|| s.spawn(move || rootfs::scan_layer(BufReader::with_capacity(CHUNK, rx))));
+        let scanner = scan_now
+            .then(|| s.spawn(move || rootfs::scan_layer(BufReader::with_capacity(CHUNK, rx))));
         let mut tx = scanner.is_some().then_some(tx);
         loop {
-            let chunk = pipe::read_chunk(content, CHUNK).map_err(IngestError::Read)?;
+            let chunk = match first.take() {
+                Some(c) => c,
+                None => pipe::read_chunk(content, CHUNK).map_err(IngestError::Read)?,
+            };
             if chunk.is_empty() {
                 break;
             }

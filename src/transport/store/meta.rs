@@ -20,10 +20,6 @@ pub struct LayerInfo {
     pub diff_id: Digest,
     /// Unpacked size as docker counts it.
     pub size: u64,
-    /// Repositories (`registry/path`) known to hold the blob: where it was
-    /// pulled from or pushed to, for cross-repository mounts on push.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -76,20 +72,53 @@ impl Store {
         let info = LayerInfo {
             diff_id: stats.diff_id.unwrap_or_else(|| blob.clone()),
             size: stats.unpacked_size,
-            sources: Vec::new(),
         };
         self.write_layer_info(blob, &info)?;
         Ok(info)
     }
 
-    /// Records that `repository` (`registry/path`) holds the layer blob.
+    /// A layer's record, checked against the diff ID the image's config
+    /// expects: a layer stored without its scan (a pulled compressed layer)
+    /// is verified here, on first use.
+    pub fn layer_info_for(&self, layer: &crate::image::Layer) -> Result<LayerInfo, StoreError> {
+        let info = self.layer_info(layer.descriptor.digest())?;
+        if info.diff_id != layer.diff_id {
+            return Err(StoreError::Corrupt {
+                what: "layer",
+                digest: layer.descriptor.digest().clone(),
+                reason: format!(
+                    "its uncompressed content hashes to {}, but the image config expects diff ID {}",
+                    info.diff_id, layer.diff_id
+                ),
+            });
+        }
+        Ok(info)
+    }
+
+    fn sources_path(&self, blob: &Digest) -> PathBuf {
+        self.private()
+            .join("layers")
+            .join(format!("{}.sources.json", blob.digest()))
+    }
+
+    /// Repositories (`registry/path`) known to hold the blob: where it was
+    /// pulled from or pushed to, for cross-repository mounts on push.
+    pub fn layer_sources(&self, blob: &Digest) -> Vec<String> {
+        std::fs::read(self.sources_path(blob))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records that `repository` holds the blob.
     pub fn add_layer_source(&self, blob: &Digest, repository: &str) -> Result<(), StoreError> {
-        let mut info = self.layer_info(blob)?;
-        if info.sources.iter().any(|s| s == repository) {
+        let mut sources = self.layer_sources(blob);
+        if sources.iter().any(|s| s == repository) {
             return Ok(());
         }
-        info.sources.push(repository.to_string());
-        self.write_layer_info(blob, &info)
+        sources.push(repository.to_string());
+        let bytes = serde_json::to_vec(&sources).unwrap_or_default();
+        blobs::write_atomic(&self.ingest_dir(), &self.sources_path(blob), &bytes)
     }
 
     /// When the image was last tagged by `tag`, as RFC 3339 text.
@@ -111,6 +140,7 @@ impl Store {
     /// Forgets the records of blobs and images that are gone.
     pub(crate) fn drop_meta(&self, blob: &Digest) {
         let _ = std::fs::remove_file(self.layer_meta_path(blob));
+        let _ = std::fs::remove_file(self.sources_path(blob));
         let _ = std::fs::remove_file(self.image_meta_path(blob));
     }
 }

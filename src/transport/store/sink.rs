@@ -26,6 +26,7 @@ pub struct StoreSink<'a> {
     staged: Mutex<Vec<(Staged, Option<LayerInfo>)>>,
     manifests: Mutex<Vec<(RawManifest, Vec<Reference>)>>,
     changes: Mutex<Vec<NameChange>>,
+    defer_compressed_scans: bool,
 }
 
 impl Store {
@@ -36,11 +37,21 @@ impl Store {
             staged: Mutex::new(Vec::new()),
             manifests: Mutex::new(Vec::new()),
             changes: Mutex::new(Vec::new()),
+            defer_compressed_scans: false,
         }
     }
 }
 
 impl StoreSink<'_> {
+    /// Stores compressed layers as soon as their bytes are verified, and
+    /// leaves decompressing them (for diff ID and size) to their first use:
+    /// a pull runs at download speed, as skopeo's and containerd's do, and a
+    /// mirror that only passes images on never decompresses at all.
+    pub fn defer_compressed_scans(mut self) -> Self {
+        self.defer_compressed_scans = true;
+        self
+    }
+
     /// How names moved in the last commit (for docker's load messages).
     pub fn name_changes(&self) -> Vec<NameChange> {
         lock(&self.changes).clone()
@@ -124,7 +135,11 @@ impl Sink for StoreSink<'_> {
         content: &mut (dyn Read + Send),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TransportError> {
-        let scan = matches!(kind, BlobKind::Layer { .. });
+        let scan = match kind {
+            BlobKind::Layer { .. } if self.defer_compressed_scans => blobs::Scan::Uncompressed,
+            BlobKind::Layer { .. } => blobs::Scan::Always,
+            _ => blobs::Scan::No,
+        };
         let staged = blobs::ingest(&self.store.ingest_dir(), content, scan, progress).map_err(
             |e| match e {
                 IngestError::Read(e) => self.corrupt(kind, d.digest(), e.to_string()),
@@ -171,7 +186,6 @@ impl Sink for StoreSink<'_> {
                 Some(LayerInfo {
                     diff_id: found,
                     size: stats.unpacked_size,
-                    sources: Vec::new(),
                 })
             }
             _ => None,
