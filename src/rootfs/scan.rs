@@ -1,32 +1,14 @@
-//! Layer tar streams: what a layer holds once unpacked.
-//!
-//! A layer is scanned while it streams into the store: its diff ID (the
-//! digest of the uncompressed tar) is computed and its unpacked size counted
-//! the way docker counts it, so `images` and `history` never reread layers.
+//! Scanning a layer as it streams into the store: its diff ID (the digest
+//! of the uncompressed tar) and its unpacked size, counted the way docker
+//! counts it, so `images` and `history` never reread layers.
 
 use std::io::{self, BufRead, Read};
 
 use tar::EntryType;
 
+use super::RootfsError;
 use crate::compression::{self, Compression};
 use crate::digest::{Digest, HashingReader};
-
-/// Errors reading a layer's tar stream.
-#[derive(Debug, thiserror::Error)]
-pub enum RootfsError {
-    /// The stream could not be decompressed or read.
-    #[error("cannot read the layer stream: {0}")]
-    Read(#[source] io::Error),
-    /// The decompressed stream is not a valid tar archive.
-    #[error("the layer is not a valid tar archive (after {entries} entries): {source}")]
-    Tar {
-        /// Entries read before the failure.
-        entries: u64,
-        /// What the tar reader said.
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// What scanning a layer found.
 #[derive(Debug, Clone, PartialEq, Eq)]
