@@ -9,6 +9,7 @@ pub mod copy;
 pub mod digest;
 pub mod format;
 pub mod image;
+pub mod mount;
 pub mod pipe;
 pub mod progress;
 pub mod reference;

@@ -51,6 +51,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
+    /// Mount an image's root filesystem (or list what is mounted).
+    Mount(MountArgs),
+    /// Unmount an image mounted by `strata mount`.
+    Umount(UmountArgs),
     /// Manage images (docker's `image` command group).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -79,6 +83,39 @@ pub enum ImageCommand {
     Pull(PullArgs),
     /// Upload an image to a registry.
     Push(PushArgs),
+    /// Mount an image's root filesystem (or list what is mounted).
+    Mount(MountArgs),
+    /// Unmount an image mounted by `strata image mount`.
+    #[command(visible_alias = "unmount")]
+    Umount(UmountArgs),
+}
+
+/// `mount [OPTIONS] [IMAGE]`
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Mount here instead of in the store (an empty or new directory).
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<std::path::PathBuf>,
+    /// Writable: changes go to an upper directory kept for this mount.
+    #[arg(long)]
+    pub rw: bool,
+    /// Write a flattened copy of the tree instead of an overlay mount.
+    #[arg(long)]
+    pub flatten: bool,
+    /// Layers unpacked at once (default: one per CPU).
+    #[arg(long, default_value_t = 0, value_name = "int")]
+    pub jobs: usize,
+    /// The image; with none, list what is mounted.
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<String>,
+}
+
+/// `umount IMAGE|DIR`
+#[derive(Debug, Args)]
+pub struct UmountArgs {
+    /// Images or mount points.
+    #[arg(value_name = "IMAGE|DIR", required = true)]
+    pub what: Vec<String>,
 }
 
 /// `pull [OPTIONS] NAME[:TAG|@DIGEST]`

@@ -123,6 +123,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ImageCommand::Load(a) => Command::Load(a),
             ImageCommand::Pull(a) => Command::Pull(a),
             ImageCommand::Push(a) => Command::Push(a),
+            ImageCommand::Mount(a) => Command::Mount(a),
+            ImageCommand::Umount(a) => Command::Umount(a),
         },
         other => other,
     };
@@ -139,6 +141,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(a) => cmd::search::run(&registries, &a),
         Command::Login(a) => cmd::login::login(&registries, &a),
         Command::Logout(a) => cmd::login::logout(&a),
+        Command::Mount(a) => cmd::mount::mount(&store()?, &a),
+        Command::Umount(a) => cmd::mount::umount(&store()?, &a),
         Command::Image(_) => unreachable!("image subcommands are mapped above"),
     }
 }

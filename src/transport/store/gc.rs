@@ -26,7 +26,8 @@ impl Store {
     }
 
     pub(crate) fn gc_locked(&self) -> Result<GcReport, StoreError> {
-        let live = self.mark()?;
+        let (live, diff_ids) = self.mark()?;
+        self.sweep_layer_cache(&diff_ids)?;
         let dir = self.root.join("blobs/sha256");
         let mut report = GcReport::default();
         let listing = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
@@ -55,8 +56,9 @@ impl Store {
     /// Every blob reachable from the index. A manifest that is missing or
     /// unreadable keeps what can still be read reachable rather than failing:
     /// collection must never delete more because something else is broken.
-    fn mark(&self) -> Result<HashSet<Digest>, StoreError> {
+    fn mark(&self) -> Result<(HashSet<Digest>, HashSet<Digest>), StoreError> {
         let mut live = HashSet::new();
+        let mut diff_ids = HashSet::new();
         let mut todo: Vec<oci_spec::image::Descriptor> = self.entries()?.descriptors().to_vec();
         while let Some(d) = todo.pop() {
             if !live.insert(d.digest().clone()) {
@@ -71,6 +73,18 @@ impl Store {
                         serde_json::from_slice::<oci_spec::image::ImageManifest>(&manifest.bytes)
                     {
                         live.insert(m.config().digest().clone());
+                        if let Ok(config) = self.read_blob(m.config().digest())
+                            && let Ok(c) = serde_json::from_slice::<
+                                oci_spec::image::ImageConfiguration,
+                            >(&config)
+                        {
+                            diff_ids.extend(
+                                c.rootfs()
+                                    .diff_ids()
+                                    .iter()
+                                    .filter_map(|d| digest::parse(d).ok()),
+                            );
+                        }
                         live.extend(m.layers().iter().map(|l| l.digest().clone()));
                     }
                 }
@@ -82,6 +96,34 @@ impl Store {
                 Err(_) => {}
             }
         }
-        Ok(live)
+        Ok((live, diff_ids))
+    }
+
+    /// Removes unpacked layers (kept for mounts) that no image has any more.
+    fn sweep_layer_cache(&self, live: &HashSet<Digest>) -> Result<(), StoreError> {
+        let dir = self.layer_cache_dir().join("sha256");
+        let Ok(listing) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        let cache = crate::rootfs::LayerCache::new(self.layer_cache_dir());
+        for entry in listing.flatten() {
+            let name = entry.file_name();
+            let Some(d) = name
+                .to_str()
+                .and_then(|n| digest::parse(&format!("sha256:{n}")).ok())
+            else {
+                continue;
+            };
+            if !live.contains(&d) {
+                cache.remove(&d).map_err(|e| {
+                    StoreError::io(
+                        "remove",
+                        &entry.path(),
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+            }
+        }
+        Ok(())
     }
 }

@@ -72,6 +72,13 @@ impl Store {
         change: impl FnOnce(&mut Vec<MountRecord>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let _guard = self.lock()?;
+        self.update_mounts_locked(change)
+    }
+
+    pub(crate) fn update_mounts_locked<R>(
+        &self,
+        change: impl FnOnce(&mut Vec<MountRecord>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let mut records = self.mounts()?;
         let result = change(&mut records)?;
         let bytes = serde_json::to_vec_pretty(&records).unwrap_or_default();

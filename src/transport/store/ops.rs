@@ -33,6 +33,9 @@ pub enum RemoveError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A mounted image could not be unmounted before removal.
+    #[error(transparent)]
+    Unmount(Box<crate::mount::MountError>),
 }
 
 /// Why a tag could not be set.
@@ -152,6 +155,27 @@ impl Store {
                 short: id.digest()[..12].to_string(),
                 reason: "image is referenced in multiple repositories".into(),
             });
+        }
+        // A mounted image is in use: removing it needs -f, which unmounts.
+        let mounted: Vec<_> = self
+            .mounts()?
+            .into_iter()
+            .filter(|m| m.image == id)
+            .collect();
+        if let Some(first) = mounted.first() {
+            if !force {
+                return Err(RemoveError::Conflict {
+                    short: id.digest()[..12].to_string(),
+                    reason: format!("image is mounted at {}", first.target.display()),
+                });
+            }
+            for m in &mounted {
+                crate::mount::release(m).map_err(|e| RemoveError::Unmount(Box::new(e)))?;
+            }
+            self.update_mounts_locked(|records| {
+                records.retain(|m| m.image != id);
+                Ok(())
+            })?;
         }
         records.extend(untag.iter().cloned().map(Removal::Untagged));
         // The image goes: every entry of it, then the layers no other image uses.

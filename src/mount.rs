@@ -1,0 +1,458 @@
+//! Mounting an image's root filesystem as one directory, as `podman image
+//! mount` does: overlayfs over the image's layers, each unpacked once into
+//! the store's layer cache; or, where overlayfs cannot be used (not root,
+//! no kernel support, or asked), a flattened copy.
+
+use std::ffi::CString;
+use std::io::{self, BufReader};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::image::Image;
+use crate::rootfs::{self, CacheOptions, CacheRequest, LayerCache, RootfsError, UnpackOptions};
+use crate::transport::store::{MountKind, MountRecord, Store, StoreError};
+
+/// How to mount.
+#[derive(Debug, Clone, Default)]
+pub struct MountOptions {
+    /// Where the tree appears (default: a directory in the store).
+    pub target: Option<PathBuf>,
+    /// Writable: an upper and a work directory kept for this mount.
+    pub rw: bool,
+    /// Write a flattened copy instead of an overlay mount.
+    pub flatten: bool,
+    /// Layers unpacked at once.
+    pub jobs: usize,
+}
+
+/// Errors mounting or unmounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// Unpacking a layer failed.
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The target has something in it already.
+    #[error("mount target {0} is not an empty directory")]
+    TargetNotEmpty(PathBuf),
+    /// A file operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel refused to unmount (something still uses the tree).
+    #[error("cannot unmount {}: {source}", target.display())]
+    Busy {
+        /// The mount point.
+        target: PathBuf,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+    /// Nothing mounted answers to the name or path.
+    #[error("{0} is not mounted")]
+    NotMounted(String),
+}
+
+fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> MountError + 'p {
+    move |source| MountError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What [`mount`] did.
+#[derive(Debug, Clone)]
+pub struct Mounted {
+    /// The record kept in the store.
+    pub record: MountRecord,
+    /// Why a flattened copy was written instead of an overlay mount, when
+    /// overlayfs was wanted but could not be used.
+    pub fallback: Option<String>,
+    /// True when the image was already mounted and that mount is returned.
+    pub existing: bool,
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn cstring(p: &Path) -> Result<CString, MountError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| MountError::Io {
+        action: "use",
+        path: p.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "the path has a NUL byte"),
+    })
+}
+
+/// A fresh name for a mount's state directory.
+fn mount_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos)
+}
+
+/// Prepares the target: it must not exist or be an empty directory.
+fn prepare_target(target: &Path) -> Result<(), MountError> {
+    match std::fs::read_dir(target) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(MountError::TargetNotEmpty(target.to_path_buf()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(target).map_err(io_err("create", target))
+        }
+        Err(e) => Err(MountError::Io {
+            action: "read",
+            path: target.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Mounts `image` (named `name` in listings).
+pub fn mount(
+    store: &Store,
+    image: &Image,
+    name: &str,
+    options: &MountOptions,
+) -> Result<Mounted, MountError> {
+    if options.target.is_none()
+        && let Some(existing) = store.mounts()?.into_iter().find(|m| {
+            m.image == *image.id()
+                && m.kind == wanted_kind(options)
+                && m.target.starts_with(store.mounts_dir())
+        })
+    {
+        return Ok(Mounted {
+            record: existing,
+            fallback: None,
+            existing: true,
+        });
+    }
+    let state = store.mounts_dir().join(mount_id());
+    std::fs::create_dir_all(&state).map_err(io_err("create", &state))?;
+    let target = options
+        .target
+        .clone()
+        .unwrap_or_else(|| state.join("merged"));
+    let result = (|| {
+        prepare_target(&target)?;
+        let mut fallback = None;
+        let kind = if options.flatten {
+            flatten_into(store, image, &target)?;
+            MountKind::Flattened
+        } else if !is_root() {
+            fallback = Some("overlayfs needs root".to_string());
+            flatten_into(store, image, &target)?;
+            MountKind::Flattened
+        } else {
+            match overlay(store, image, &state, &target, options) {
+                Ok(kind) => kind,
+                Err(OverlayError::Mount(e)) => {
+                    fallback = Some(format!("the kernel refused an overlay mount ({e})"));
+                    flatten_into(store, image, &target)?;
+                    MountKind::Flattened
+                }
+                Err(OverlayError::Other(e)) => return Err(e),
+            }
+        };
+        let record = MountRecord {
+            image: image.id().clone(),
+            name: name.to_string(),
+            target: target.clone(),
+            kind,
+            state: state.clone(),
+        };
+        store.update_mounts(|records| {
+            records.push(record.clone());
+            Ok(())
+        })?;
+        Ok(Mounted {
+            record,
+            fallback,
+            existing: false,
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    result
+}
+
+fn wanted_kind(options: &MountOptions) -> MountKind {
+    if options.flatten {
+        MountKind::Flattened
+    } else if options.rw {
+        MountKind::OverlayRw
+    } else {
+        MountKind::Overlay
+    }
+}
+
+enum OverlayError {
+    /// The mount call itself failed: fall back to a flattened copy.
+    Mount(io::Error),
+    /// Anything else: report it.
+    Other(MountError),
+}
+
+impl From<MountError> for OverlayError {
+    fn from(e: MountError) -> Self {
+        OverlayError::Other(e)
+    }
+}
+
+/// Unpacks the layers into the cache (those not there yet, in parallel) and
+/// mounts overlayfs over them.
+fn overlay(
+    store: &Store,
+    image: &Image,
+    state: &Path,
+    target: &Path,
+    options: &MountOptions,
+) -> Result<MountKind, OverlayError> {
+    let cache = LayerCache::new(store.layer_cache_dir());
+    let mut requests = Vec::new();
+    for layer in image.layers() {
+        let store = store.clone();
+        let digest = layer.descriptor.digest().clone();
+        requests.push(CacheRequest {
+            diff_id: layer.diff_id.clone(),
+            label: digest.to_string(),
+            open: Box::new(move || {
+                let file = store.open_blob(&digest).map_err(io::Error::other)?;
+                Ok(Box::new(BufReader::with_capacity(crate::pipe::CHUNK, file))
+                    as Box<dyn io::BufRead + Send>)
+            }),
+        });
+    }
+    let jobs = if options.jobs == 0 {
+        CacheOptions::default().jobs
+    } else {
+        options.jobs
+    };
+    let cached = cache
+        .unpack(
+            requests,
+            &CacheOptions {
+                jobs,
+                unpack: UnpackOptions { as_root: true },
+            },
+        )
+        .map_err(|e| OverlayError::Other(e.into()))?;
+    // Short links keep the mount options under the kernel's page-size
+    // limit for images with many layers.
+    let links = state.join("l");
+    std::fs::create_dir_all(&links).map_err(io_err("create", &links))?;
+    let mut lowers = Vec::new();
+    for (i, layer) in cached.iter().enumerate().rev() {
+        let link = links.join(i.to_string());
+        std::os::unix::fs::symlink(&layer.path, &link).map_err(io_err("create", &link))?;
+        lowers.push(link);
+    }
+    if lowers.len() == 1 && !options.rw {
+        // A read-only overlay needs two lower directories.
+        let empty = state.join("empty");
+        std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
+        lowers.push(empty);
+    }
+    if lowers.is_empty() {
+        let empty = state.join("empty");
+        std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
+        lowers.push(empty.clone());
+        lowers.push(empty);
+    }
+    let lowerdir = lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let (data, flags, kind) = if options.rw {
+        let upper = state.join("upper");
+        let work = state.join("work");
+        for d in [&upper, &work] {
+            std::fs::create_dir_all(d).map_err(io_err("create", d))?;
+        }
+        (
+            format!(
+                "lowerdir={lowerdir},upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            ),
+            0,
+            MountKind::OverlayRw,
+        )
+    } else {
+        (
+            format!("lowerdir={lowerdir}"),
+            libc::MS_RDONLY,
+            MountKind::Overlay,
+        )
+    };
+    let source = CString::new("overlay").unwrap_or_default();
+    let fstype = CString::new("overlay").unwrap_or_default();
+    let target_c = cstring(target)?;
+    let data_c = CString::new(data).unwrap_or_default();
+    // SAFETY: every pointer is a valid NUL-terminated string for the call.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target_c.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data_c.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(OverlayError::Mount(io::Error::last_os_error()));
+    }
+    Ok(kind)
+}
+
+/// Writes the image's layers, whiteouts applied, into `target`.
+fn flatten_into(store: &Store, image: &Image, target: &Path) -> Result<(), MountError> {
+    let mut layers = Vec::new();
+    for layer in image.layers() {
+        let file = store.open_blob(layer.descriptor.digest())?;
+        layers.push((
+            layer.descriptor.digest().to_string(),
+            BufReader::with_capacity(crate::pipe::CHUNK, file),
+        ));
+    }
+    rootfs::flatten(layers, target, &UnpackOptions::default())?;
+    Ok(())
+}
+
+/// Finds the mounts a name or path refers to: a mount target, or every
+/// mount of the image a name finds.
+pub fn find(store: &Store, what: &str) -> Result<Vec<MountRecord>, MountError> {
+    let records = store.mounts()?;
+    let as_path = std::fs::canonicalize(what).ok();
+    let by_path: Vec<MountRecord> = records
+        .iter()
+        .filter(|m| {
+            as_path
+                .as_ref()
+                .is_some_and(|p| std::fs::canonicalize(&m.target).ok().as_ref() == Some(p))
+                || m.target == Path::new(what)
+        })
+        .cloned()
+        .collect();
+    if !by_path.is_empty() {
+        return Ok(by_path);
+    }
+    let Ok(found) = store.lookup(what) else {
+        return Err(MountError::NotMounted(what.to_string()));
+    };
+    let of_image: Vec<MountRecord> = records
+        .into_iter()
+        .filter(|m| &m.image == found.id())
+        .collect();
+    if of_image.is_empty() {
+        return Err(MountError::NotMounted(what.to_string()));
+    }
+    Ok(of_image)
+}
+
+/// Unmounts (or removes the flattened copy) and forgets the mount.
+pub fn unmount(store: &Store, record: &MountRecord) -> Result<(), MountError> {
+    release(record)?;
+    store.update_mounts(|records| {
+        records.retain(|m| m.target != record.target);
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Undoes a mount on disk: the overlay is unmounted, a flattened copy
+/// removed, and the mount's state directory (upper and work directories
+/// included) deleted. The store's record is the caller's to drop.
+pub fn release(record: &MountRecord) -> Result<(), MountError> {
+    match record.kind {
+        MountKind::Overlay | MountKind::OverlayRw => {
+            let target = cstring(&record.target)?;
+            // SAFETY: a valid NUL-terminated path.
+            let rc = unsafe { libc::umount2(target.as_ptr(), 0) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                // EINVAL: not mounted (any more): only the cleanup is left.
+                if e.raw_os_error() != Some(libc::EINVAL) {
+                    return Err(MountError::Busy {
+                        target: record.target.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        MountKind::Flattened => {
+            if !record.target.starts_with(&record.state) {
+                clear_dir(&record.target)?;
+            }
+        }
+    }
+    if record.state.exists() {
+        remove_tree(&record.state)?;
+    }
+    Ok(())
+}
+
+/// Removes everything inside `dir`, keeping `dir`.
+fn clear_dir(dir: &Path) -> Result<(), MountError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(MountError::Io {
+                action: "read",
+                path: dir.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(&p)?;
+        } else {
+            std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// `remove_dir_all`, first making directories writable so an image's
+/// read-only directories do not stop a non-root user.
+fn remove_tree(path: &Path) -> Result<(), MountError> {
+    if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+        return Ok(());
+    }
+    make_writable(path);
+    std::fs::remove_dir_all(path).map_err(io_err("remove", path))
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                make_writable(&e.path());
+            }
+        }
+    }
+}

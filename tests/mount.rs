@@ -1,0 +1,398 @@
+//! `mount` end to end: the Debian fixture (several layers, deletions, an
+//! opaque directory, symlinks, hardlinks, special modes, an xattr) mounted
+//! with overlayfs and written as a flattened copy gives the same tree as
+//! `umoci unpack` and as a real Docker daemon's `docker export`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use common::{Strata, docker_run, fixture, peer};
+
+/// What the comparison looks at for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    kind: char,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    /// File content digest, link target, or device numbers.
+    data: String,
+    /// Seconds since the epoch, for files and symlinks.
+    mtime: Option<i64>,
+    xattrs: Vec<(String, String)>,
+}
+
+fn xattrs(path: &Path) -> Vec<(String, String)> {
+    let out = std::process::Command::new("getfattr")
+        .args(["-h", "-d", "-m", "-", "--absolute-names"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut v: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, val) = l.split_once('=').unwrap();
+            (k.to_string(), val.to_string())
+        })
+        .filter(|(k, _)| !k.starts_with("security.") && !k.starts_with("trusted.overlay"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let ft = m.file_type();
+        let (kind, data) = if ft.is_dir() {
+            ('d', String::new())
+        } else if ft.is_symlink() {
+            ('l', std::fs::read_link(&p).unwrap().display().to_string())
+        } else if ft.is_file() {
+            ('f', common::sha256_hex(&std::fs::read(&p).unwrap()))
+        } else if ft.is_char_device() || ft.is_block_device() {
+            (
+                if ft.is_char_device() { 'c' } else { 'b' },
+                format!("{}", m.rdev()),
+            )
+        } else {
+            ('p', String::new())
+        };
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let mtime = (kind != 'd').then_some(m.mtime());
+        out.insert(
+            rel,
+            Node {
+                kind,
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                data,
+                mtime,
+                xattrs: xattrs(&p),
+            },
+        );
+        if ft.is_dir() {
+            walk(root, &p, out);
+        }
+    }
+}
+
+/// Asserts two trees are equal, listing the first differences.
+#[track_caller]
+fn same_tree(ours: &BTreeMap<String, Node>, theirs: &BTreeMap<String, Node>, what: &str) {
+    let mut diffs = Vec::new();
+    for (path, node) in theirs {
+        match ours.get(path) {
+            None => diffs.push(format!("missing in strata: {path}")),
+            Some(n) if n != node => diffs.push(format!("{path}: strata {n:?} vs {what} {node:?}")),
+            _ => {}
+        }
+    }
+    for path in ours.keys().filter(|p| !theirs.contains_key(*p)) {
+        diffs.push(format!("only in strata: {path}"));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences from {what}, first ones:\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn umoci_tree(s: &Strata) -> BTreeMap<String, Node> {
+    let bundle = s.path("umoci-bundle");
+    let layout = s.path("layout");
+    peer(
+        "cp",
+        &[
+            "-a",
+            fixture("debian-oci").to_str().unwrap(),
+            layout.to_str().unwrap(),
+        ],
+    );
+    peer(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:bookworm", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    tree(&bundle.join("rootfs"))
+}
+
+#[test]
+fn overlay_and_flattened_trees_equal_umoci_unpack() {
+    let s = Strata::new();
+    s.run(&["load", "-i", fixture("debian-docker.tar").to_str().unwrap()])
+        .ok();
+    let expected = umoci_tree(&s);
+
+    let merged = s
+        .run(&["mount", "peers/debian:bookworm"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(Path::new(&merged).starts_with(s.root()), "{merged}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("overlay ") && l.contains(&merged)),
+        "an overlay mount at {merged}"
+    );
+    same_tree(
+        &tree(Path::new(&merged)),
+        &expected,
+        "umoci unpack (overlay mount)",
+    );
+    // Mounting again gives the same mount; it is listed.
+    assert_eq!(
+        s.run(&["mount", "peers/debian:bookworm"])
+            .ok()
+            .stdout
+            .trim(),
+        merged
+    );
+    assert_eq!(
+        s.run(&["mount"]).ok().stdout,
+        format!("peers/debian:bookworm {merged}\n")
+    );
+
+    let flat = s.path("flat");
+    let out = s
+        .run(&[
+            "mount",
+            "--flatten",
+            "--target",
+            flat.to_str().unwrap(),
+            "peers/debian:bookworm",
+        ])
+        .ok();
+    assert_eq!(out.stdout.trim(), flat.display().to_string());
+    same_tree(&tree(&flat), &expected, "umoci unpack (flattened copy)");
+
+    // rmi refuses a mounted image without -f.
+    let refused = s.run(&["rmi", "peers/debian:bookworm"]).fails();
+    assert!(
+        refused.stderr.contains("image is mounted at"),
+        "{}",
+        refused.stderr
+    );
+    // umount by path and by name.
+    let id = s
+        .run(&["images", "--no-trunc", "-q"])
+        .ok()
+        .stdout
+        .trim()
+        .trim_start_matches("sha256:")
+        .to_string();
+    assert_eq!(s.run(&["umount", &merged]).ok().stdout, format!("{id}\n"));
+    assert!(
+        !std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .contains(&merged)
+    );
+    assert_eq!(
+        s.run(&["umount", "peers/debian:bookworm"]).ok().stdout,
+        format!("{id}\n")
+    );
+    assert_eq!(
+        std::fs::read_dir(&flat).unwrap().count(),
+        0,
+        "the flattened copy is removed"
+    );
+    assert_eq!(s.run(&["mount"]).ok().stdout, "");
+    let gone = s.run(&["umount", "peers/debian:bookworm"]).fails();
+    assert!(gone.stderr.contains("is not mounted"), "{}", gone.stderr);
+}
+
+#[test]
+fn the_mounted_tree_equals_what_docker_exports() {
+    let s = Strata::new();
+    let archive = fixture("debian-docker.tar");
+    s.run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    assert_eq!(
+        docker_run(&["load", "-i", archive.to_str().unwrap()]).code,
+        0
+    );
+    let name = format!("strata-export-{}", std::process::id());
+    docker_run(&["rm", "-f", &name]);
+    let created = docker_run(&["create", "--name", &name, "peers/debian:bookworm"]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let exported = s.path("export.tar");
+    let out = docker_run(&["export", "-o", exported.to_str().unwrap(), &name]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    docker_run(&["rm", "-f", &name]);
+    let dir = s.path("exported");
+    std::fs::create_dir(&dir).unwrap();
+    peer(
+        "tar",
+        &[
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xpf",
+            exported.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let mut theirs = tree(&dir);
+    let merged = s
+        .run(&["mount", "peers/debian:bookworm"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let mut ours = tree(Path::new(&merged));
+    // What docker adds for a container, not part of the image: its marker
+    // file and the container's init layer, which replaces these paths with
+    // its own (empty files, mount points). Named and set aside, both sides.
+    for added in [
+        ".dockerenv",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/mtab",
+        "dev/console",
+        "dev/pts",
+        "dev/shm",
+        "proc",
+        "sys",
+    ] {
+        theirs.remove(added);
+        ours.remove(added);
+    }
+    // docker's tar export keeps only security.capability among extended
+    // attributes; the umoci comparison covers them.
+    for node in ours.values_mut().chain(theirs.values_mut()) {
+        node.xattrs.clear();
+    }
+    same_tree(&ours, &theirs, "docker export");
+    s.run(&["umount", &merged]).ok();
+}
+
+#[test]
+fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
+    let s = Strata::new();
+    s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let merged = s
+        .run(&["mount", "--rw", "strata-demo/hello:1.0"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    std::fs::write(Path::new(&merged).join("etc/motd"), "changed\n").unwrap();
+    std::fs::write(Path::new(&merged).join("new-file"), "new\n").unwrap();
+    let listing = s.run(&["mount"]).ok().stdout;
+    assert_eq!(listing, format!("strata-demo/hello:1.0 {merged} (rw)\n"));
+    // A read-only mount of the same image beside it is untouched.
+    let ro = s.path("ro");
+    s.run(&[
+        "mount",
+        "--target",
+        ro.to_str().unwrap(),
+        "strata-demo/hello:1.0",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(ro.join("etc/motd")).unwrap(),
+        "Welcome to strata-demo 1.0\n"
+    );
+    assert!(
+        std::fs::write(ro.join("x"), "y").is_err(),
+        "read-only by default"
+    );
+    s.run(&["umount", "strata-demo/hello:1.0"]).ok();
+    assert_eq!(s.run(&["mount"]).ok().stdout, "");
+    // Removing the image also drops its unpacked layers.
+    s.run(&["rmi", "strata-demo/hello:1.0"]).ok();
+    let cache = s.root().join(".strata/rootfs/sha256");
+    assert_eq!(std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[test]
+fn rmi_force_unmounts_first() {
+    let s = Strata::new();
+    s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let merged = s
+        .run(&["mount", "strata-demo/hello:1.0"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let out = s.run(&["rmi", "-f", "strata-demo/hello:1.0"]).ok().stdout;
+    assert!(out.contains("Deleted: sha256:b1dcaf3cc163"), "{out}");
+    assert!(
+        !std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .contains(&merged)
+    );
+    assert_eq!(s.run(&["mount"]).ok().stdout, "");
+}
+
+#[test]
+fn without_root_a_flattened_copy_is_written_with_a_note() {
+    let s = Strata::new();
+    s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    // Hand the store to an unprivileged user and mount as that user.
+    peer(
+        "chown",
+        &["-R", "65534:65534", s.dir.path().to_str().unwrap()],
+    );
+    peer("chmod", &["755", s.dir.path().to_str().unwrap()]);
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .args(["mount", "strata-demo/hello:1.0"])
+        .env("STRATA_ROOT", s.root())
+        .env("HOME", s.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let target = PathBuf::from(stdout.trim());
+    assert!(
+        stderr.contains("overlayfs needs root") && stderr.contains("flattened copy"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("etc/motd")).unwrap(),
+        "Welcome to strata-demo 1.0\n"
+    );
+    assert!(
+        !target.join("usr/share/hello/README").exists(),
+        "the whiteout applied"
+    );
+    let listing = s.run(&["mount"]).ok().stdout;
+    assert!(listing.ends_with("(flattened copy)\n"), "{listing}");
+}
