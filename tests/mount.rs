@@ -396,3 +396,111 @@ fn without_root_a_flattened_copy_is_written_with_a_note() {
     let listing = s.run(&["mount"]).ok().stdout;
     assert!(listing.ends_with("(flattened copy)\n"), "{listing}");
 }
+
+/// An OCI archive holding one image whose only layer has the given raw
+/// tar entries (name, data), names written unchecked into the headers.
+fn hostile_archive(path: &Path, entries: &[(&str, &[u8])]) {
+    use sha2::{Digest as _, Sha256};
+    let mut layer = Vec::new();
+    for (name, data) in entries {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        layer.extend_from_slice(h.as_bytes());
+        layer.extend_from_slice(data);
+        layer.resize(layer.len().div_ceil(512) * 512, 0);
+    }
+    layer.resize(layer.len() + 1024, 0);
+    let hex = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [hex(&layer)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": hex(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": hex(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": hex(&manifest), "size": manifest.len(),
+                       "annotations": {"io.containerd.image.name": "docker.io/library/hostile:1"}}],
+    }))
+    .unwrap();
+    let mut out = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, data) in [
+        (
+            "oci-layout".to_string(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".to_string(), index),
+        (
+            format!("blobs/sha256/{}", &hex(&manifest)[7..]),
+            manifest.clone(),
+        ),
+        (
+            format!("blobs/sha256/{}", &hex(&config)[7..]),
+            config.clone(),
+        ),
+        (format!("blobs/sha256/{}", &hex(&layer)[7..]), layer.clone()),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    out.finish().unwrap();
+}
+
+#[test]
+fn a_hostile_layer_is_refused_by_mount_naming_the_layer_and_entry() {
+    let s = Strata::new();
+    let archive = s.path("hostile.tar");
+    hostile_archive(
+        &archive,
+        &[
+            ("ok", b"fine\n"),
+            ("../../escaped-by-strata-test", b"owned\n"),
+        ],
+    );
+    assert_eq!(
+        s.run(&["load", "-i", archive.to_str().unwrap()])
+            .ok()
+            .stdout,
+        "Loaded image: hostile:1\n"
+    );
+    for args in [
+        &["mount", "hostile:1"][..],
+        &["mount", "--flatten", "hostile:1"][..],
+    ] {
+        let out = s.run(args).fails();
+        assert!(
+            out.stderr.contains("../../escaped-by-strata-test"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("layer sha256:"), "{}", out.stderr);
+        assert!(!s.root().join(".strata/escaped-by-strata-test").exists());
+        assert!(!s.dir.path().join("escaped-by-strata-test").exists());
+        assert!(!Path::new("/escaped-by-strata-test").exists());
+    }
+    assert_eq!(
+        s.run(&["mount"]).ok().stdout,
+        "",
+        "nothing recorded as mounted"
+    );
+    assert!(
+        !std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .contains(s.root().to_str().unwrap())
+    );
+}
