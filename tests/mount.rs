@@ -11,6 +11,26 @@ use std::path::{Path, PathBuf};
 
 use common::{Strata, docker_run, fixture, peer};
 
+/// Unmounts whatever a test left mounted under its store, even when it
+/// fails half way, so no mount outlives its temporary directory.
+struct Unmounter<'s>(&'s Strata);
+
+impl Drop for Unmounter<'_> {
+    fn drop(&mut self) {
+        let root = self.0.root();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(1)
+                && target.starts_with(root.to_str().unwrap_or("-"))
+            {
+                let _ = std::process::Command::new("umount")
+                    .args(["-l", target])
+                    .status();
+            }
+        }
+    }
+}
+
 /// What the comparison looks at for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
@@ -25,24 +45,42 @@ struct Node {
     xattrs: Vec<(String, String)>,
 }
 
+/// A path's extended attributes (not following a symlink), minus the ones
+/// a file system adds itself.
 fn xattrs(path: &Path) -> Vec<(String, String)> {
-    let out = std::process::Command::new("getfattr")
-        .args(["-h", "-d", "-m", "-", "--absolute-names"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut v: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains('='))
-        .map(|l| {
-            let (k, val) = l.split_once('=').unwrap();
-            (k.to_string(), val.to_string())
-        })
-        .filter(|(k, _)| !k.starts_with("security.") && !k.starts_with("trusted.overlay"))
-        .collect();
-    v.sort();
-    v
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 4096];
+    // SAFETY: buffers we own, with their true lengths.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let key = String::from_utf8_lossy(name).into_owned();
+        if key.starts_with("security.") || key.starts_with("trusted.overlay") {
+            continue;
+        }
+        let cname = std::ffi::CString::new(name).unwrap();
+        let mut value = vec![0u8; 65536];
+        // SAFETY: as above.
+        let len = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        value.truncate(len.max(0) as usize);
+        out.push((key, String::from_utf8_lossy(&value).into_owned()));
+    }
+    out.sort();
+    out
 }
 
 fn tree(root: &Path) -> BTreeMap<String, Node> {
@@ -147,6 +185,7 @@ fn umoci_tree(s: &Strata) -> BTreeMap<String, Node> {
 #[test]
 fn overlay_and_flattened_trees_equal_umoci_unpack() {
     let s = Strata::new();
+    let _unmount = Unmounter(&s);
     s.run(&["load", "-i", fixture("debian-docker.tar").to_str().unwrap()])
         .ok();
     let expected = umoci_tree(&s);
@@ -234,6 +273,7 @@ fn overlay_and_flattened_trees_equal_umoci_unpack() {
 #[test]
 fn the_mounted_tree_equals_what_docker_exports() {
     let s = Strata::new();
+    let _unmount = Unmounter(&s);
     let archive = fixture("debian-docker.tar");
     s.run(&["load", "-i", archive.to_str().unwrap()]).ok();
     assert_eq!(
@@ -300,6 +340,7 @@ fn the_mounted_tree_equals_what_docker_exports() {
 #[test]
 fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
     let s = Strata::new();
+    let _unmount = Unmounter(&s);
     s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
         .ok();
     let merged = s
@@ -340,6 +381,7 @@ fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
 #[test]
 fn rmi_force_unmounts_first() {
     let s = Strata::new();
+    let _unmount = Unmounter(&s);
     s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
         .ok();
     let merged = s
@@ -361,6 +403,7 @@ fn rmi_force_unmounts_first() {
 #[test]
 fn without_root_a_flattened_copy_is_written_with_a_note() {
     let s = Strata::new();
+    let _unmount = Unmounter(&s);
     s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
         .ok();
     // Hand the store to an unprivileged user and mount as that user.
@@ -464,6 +507,7 @@ fn hostile_archive(path: &Path, entries: &[(&str, &[u8])]) {
 #[test]
 fn a_hostile_layer_is_refused_by_mount_naming_the_layer_and_entry() {
     let s = Strata::new();
+    let _unmount = Unmounter(&s);
     let archive = s.path("hostile.tar");
     hostile_archive(
         &archive,

@@ -129,21 +129,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// sha256 of bytes as hex, computed by the system's sha256sum (a peer).
+/// sha256 of bytes as hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The repository's own small demo archive.
