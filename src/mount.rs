@@ -163,10 +163,19 @@ pub fn mount(
         } else {
             match overlay(store, image, &state, &target, options) {
                 Ok(kind) => kind,
-                Err(OverlayError::Mount(e)) => {
+                // Only errors that mean "no overlayfs here" fall back; any
+                // other is a real problem to report.
+                Err(OverlayError::Mount(e)) if overlay_unavailable(&e) => {
                     fallback = Some(format!("the kernel refused an overlay mount ({e})"));
                     flatten_into(store, image, &target)?;
                     MountKind::Flattened
+                }
+                Err(OverlayError::Mount(e)) => {
+                    return Err(MountError::Io {
+                        action: "mount overlayfs on",
+                        path: target.clone(),
+                        source: e,
+                    });
                 }
                 Err(OverlayError::Other(e)) => return Err(e),
             }
@@ -192,6 +201,16 @@ pub fn mount(
         let _ = std::fs::remove_dir_all(&state);
     }
     result
+}
+
+/// True for the errors a kernel gives when overlayfs cannot be used here:
+/// no such file system, not permitted (a user namespace), or options it
+/// does not support.
+fn overlay_unavailable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENODEV | libc::EPERM | libc::EOPNOTSUPP | libc::EINVAL)
+    )
 }
 
 fn wanted_kind(options: &MountOptions) -> MountKind {
@@ -328,6 +347,9 @@ fn overlay(
 fn flatten_into(store: &Store, image: &Image, target: &Path) -> Result<(), MountError> {
     let mut layers = Vec::new();
     for layer in image.layers() {
+        // Checked against the config first: a pulled layer is verified on
+        // first use, and this may be it.
+        store.layer_info_for(layer)?;
         let file = store.open_blob(layer.descriptor.digest())?;
         layers.push((
             layer.descriptor.digest().to_string(),

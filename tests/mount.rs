@@ -548,3 +548,42 @@ fn a_hostile_layer_is_refused_by_mount_naming_the_layer_and_entry() {
             .contains(s.root().to_str().unwrap())
     );
 }
+
+/// Regression: a relative `--root` once gave relative overlay layer links,
+/// so the overlay mount failed and a flattened copy was silently written.
+#[test]
+fn a_relative_root_still_mounts_with_overlayfs() {
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(s.dir.path())
+            .env_remove("STRATA_ROOT")
+            .args(["--root", "store"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    run(&["load", "-i", common::demo_archive().to_str().unwrap()]);
+    let (merged, note) = run(&["mount", "strata-demo/hello:1.0"]);
+    assert_eq!(note, "", "no fallback");
+    let merged = merged.trim();
+    assert!(Path::new(merged).is_absolute(), "{merged}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("overlay ") && l.contains(merged)),
+        "{mounts}"
+    );
+    run(&["umount", merged]);
+}

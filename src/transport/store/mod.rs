@@ -110,7 +110,11 @@ pub struct Store {
 impl Store {
     /// Opens the store at `root`, creating an empty layout when there is none.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
-        let store = Store { root: root.into() };
+        let root: PathBuf = root.into();
+        // Absolute, so paths the store hands out (mount points, overlay
+        // layers) mean the same from any working directory.
+        let root = std::path::absolute(&root).map_err(|e| StoreError::io("resolve", &root, e))?;
+        let store = Store { root };
         store.init()?;
         Ok(store)
     }
