@@ -43,6 +43,19 @@ fn inspect_json(text: &str) -> serde_json::Value {
 /// may have left some), so RepoTags and tag times start clean.
 fn clean_docker() {
     docker_run(&["container", "prune", "-f"]);
+    // Every name of our images goes, whatever repository other runs gave
+    // them: removing by ID drops all tags and the tag times.
+    let ids = Strata::new();
+    for a in [
+        fixture("debian-docker.tar"),
+        fixture("seed-nginx-docker.tar"),
+        demo_archive(),
+    ] {
+        ids.run(&["load", "-i", a.to_str().unwrap()]).ok();
+    }
+    for id in ids.run(&["images", "--no-trunc", "-q"]).ok().stdout.lines() {
+        docker_run(&["rmi", "-f", id]);
+    }
     for repo in [
         "peers/debian",
         "nginx",
@@ -59,6 +72,7 @@ fn clean_docker() {
 
 #[test]
 fn strata_matches_docker() {
+    let _docker = common::docker_lock();
     clean_docker();
     same_outputs();
     clean_docker();

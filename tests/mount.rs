@@ -272,6 +272,7 @@ fn overlay_and_flattened_trees_equal_umoci_unpack() {
 
 #[test]
 fn the_mounted_tree_equals_what_docker_exports() {
+    let _docker = common::docker_lock();
     let s = Strata::new();
     let _unmount = Unmounter(&s);
     let archive = fixture("debian-docker.tar");

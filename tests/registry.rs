@@ -116,6 +116,7 @@ fn pull_then_push_keeps_the_manifest_byte_for_byte() {
 
 #[test]
 fn skopeo_and_docker_read_what_strata_pushes() {
+    let _docker = common::docker_lock();
     let reg = need("STRATA_TEST_REGISTRY_PLAIN");
     let s = Strata::isolated();
     s.reg(&["load", "-i", fixture("debian-docker.tar").to_str().unwrap()])
@@ -187,6 +188,7 @@ fn skopeo_and_docker_read_what_strata_pushes() {
 
 #[test]
 fn strata_pulls_what_skopeo_and_docker_push_single_and_multi_platform() {
+    let _docker = common::docker_lock();
     let reg = need("STRATA_TEST_REGISTRY_PLAIN");
     // A two-platform index pushed by skopeo.
     let multi = format!("{reg}/{}/app:v1", unique("multi"));
@@ -916,6 +918,7 @@ fn base64(text: &str) -> String {
 
 #[test]
 fn a_docker_manifest_list_pushed_by_docker_is_pulled_whole() {
+    let _docker = common::docker_lock();
     let reg = need("STRATA_TEST_REGISTRY_PLAIN");
     let repo = format!("{reg}/{}/app", unique("dockerlist"));
     // The two platforms of the fixture index, as docker images.

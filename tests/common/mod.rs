@@ -180,6 +180,20 @@ pub fn docker() -> Command {
     c
 }
 
+/// Serialises the tests that use the shared Docker daemon, across test
+/// processes (nextest runs each test in its own): one test's tags would
+/// otherwise show in another's `inspect`.
+pub fn docker_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/strata-test-docker.lock")
+        .expect("docker lock file");
+    f.lock().expect("docker lock");
+    f
+}
+
 /// Runs docker with these arguments.
 pub fn docker_run(args: &[&str]) -> Run {
     Run::from(docker().args(args).output().expect("run docker"))
