@@ -557,22 +557,13 @@ fn a_relative_root_still_mounts_with_overlayfs() {
     let s = Strata::new();
     let _unmount = Unmounter(&s);
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-            .current_dir(s.dir.path())
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.current_dir(s.dir.path())
             .env_remove("STRATA_ROOT")
             .args(["--root", "store"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(args);
+        let out = common::output(&mut cmd).ok();
+        (out.stdout, out.stderr)
     };
     run(&["load", "-i", common::demo_archive().to_str().unwrap()]);
     let (merged, note) = run(&["mount", "strata-demo/hello:1.0"]);

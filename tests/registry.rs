@@ -723,18 +723,13 @@ fn search_prints_docker_hub_results_as_docker_does() {
     let hub = need("STRATA_TEST_HUB_SEARCH");
     let s = Strata::isolated();
     let search = |args: &[&str]| {
-        let out = s
-            .registry_command()
-            .env("STRATA_HUB_SEARCH_URL", &hub)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::output(
+            s.registry_command()
+                .env("STRATA_HUB_SEARCH_URL", &hub)
+                .args(args),
+        )
+        .ok()
+        .stdout
     };
     // The seed page's table, where the page wrote docker's "…" as "...".
     let seed = std::fs::read_to_string(concat!(
@@ -899,21 +894,8 @@ fn only_registries_marked_insecure_are_reached_without_tls_verification_or_over_
 }
 
 fn base64(text: &str) -> String {
-    let out = std::process::Command::new("base64")
-        .arg("-w0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let mut child = out;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 #[test]
@@ -938,17 +920,9 @@ fn a_docker_manifest_list_pushed_by_docker_is_pulled_whole() {
     let dockercfg = s.path("docker-manifests");
     std::fs::create_dir_all(&dockercfg).unwrap();
     let docker = |args: &[&str]| {
-        let out = common::docker()
-            .env("DOCKER_CONFIG", &dockercfg)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::output(common::docker().env("DOCKER_CONFIG", &dockercfg).args(args))
+            .ok()
+            .stdout
     };
     let mut parts = Vec::new();
     for arch in ["amd64", "arm64"] {

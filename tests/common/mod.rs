@@ -14,6 +14,11 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Runs a prepared command and collects its output.
+pub fn output(cmd: &mut Command) -> Run {
+    Run::from(cmd.output().expect("run command"))
+}
+
 impl Run {
     fn from(out: Output) -> Run {
         Run {
