@@ -432,6 +432,17 @@ fn token_registry_anonymous_pull_credentialed_push_and_cached_tokens() {
 #[test]
 fn credentials_come_from_a_credential_helper() {
     let reg = need("STRATA_TEST_REGISTRY_TOKEN");
+    // The helper for every registry (credsStore), and for this one (credHelpers).
+    for config in [
+        r#"{"credsStore": "strata-test"}"#.to_string(),
+        format!(r#"{{"credHelpers": {{"{reg}": "strata-test"}}}}"#),
+    ] {
+        helper_round_trip(&reg, &config);
+    }
+}
+
+fn helper_round_trip(reg: &str, config: &str) {
+    let reg = reg.to_string();
     let s = Strata::isolated();
     // A docker-credential-* helper speaking the helper protocol, keeping
     // secrets in a file of its own.
@@ -467,11 +478,7 @@ elif action == "erase":
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        s.path("docker-config/config.json"),
-        r#"{"credsStore": "strata-test"}"#,
-    )
-    .unwrap();
+    std::fs::write(s.path("docker-config/config.json"), config).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let run = |args: &[&str]| {
         let out = s

@@ -157,98 +157,69 @@ fn run_helper(
     Ok(out.stdout)
 }
 
-/// The credential docker would use for `registry`, if any.
+/// The credential docker would use for `registry`, if any: read with the
+/// `docker_credential` crate (`credHelpers`, `auths`, `credsStore`, in
+/// docker's order), trying the bare host and the URL forms old logins wrote.
 pub fn lookup(registry: &str) -> Result<Option<Credential>, CredentialError> {
-    let (path, config) = read_config()?;
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let path = config_path()?;
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CredentialError::File {
+                path,
+                detail: e.to_string(),
+            });
+        }
+    };
     let key = server_key(registry);
-    let keys = [
+    for k in [
         key.clone(),
         format!("https://{key}"),
         format!("http://{key}"),
-    ];
-    let key_for_helper = config
-        .get("credHelpers")
-        .and_then(|h| h.get(&key))
-        .is_some()
-        || config.get("credsStore").is_some();
-    if key_for_helper && let Some(helper) = helper_for(&config, &key) {
-        return match run_helper(&helper, "get", &key, key.as_bytes()) {
-            Ok(out) => {
-                let v: Value =
-                    serde_json::from_slice(&out).map_err(|_| CredentialError::Helper {
-                        helper: helper.clone(),
-                        action: "get",
-                        server: key.clone(),
-                        detail: "its answer is not JSON".into(),
-                    })?;
-                let user = v
-                    .get("Username")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let secret = v
-                    .get("Secret")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                Ok(Some(if user == "<token>" {
-                    Credential::IdentityToken(secret)
-                } else {
-                    Credential::Basic {
-                        username: user,
-                        password: secret,
-                    }
-                }))
+    ] {
+        match docker_credential::get_credential_from_reader(&bytes[..], &k) {
+            Ok(DockerCredential::UsernamePassword(username, password)) => {
+                return Ok(Some(Credential::Basic { username, password }));
             }
-            Err(CredentialError::Helper { detail, .. }) if detail.contains("not found") => Ok(None),
-            Err(e) => Err(e),
-        };
-    }
-    let auths = config.get("auths").and_then(Value::as_object);
-    for k in &keys {
-        let Some(entry) = auths.and_then(|a| a.get(k)) else {
-            continue;
-        };
-        if let Some(token) = entry
-            .get("identitytoken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
-            return Ok(Some(Credential::IdentityToken(token.to_string())));
-        }
-        if let Some(auth) = entry
-            .get("auth")
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty())
-        {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| CredentialError::File {
-                    path: path.clone(),
-                    detail: format!("the auth entry for {k} is not base64 of user:password"),
-                })?;
-            let (username, password) =
-                decoded
-                    .split_once(':')
-                    .ok_or_else(|| CredentialError::File {
-                        path: path.clone(),
-                        detail: format!("the auth entry for {k} is not user:password"),
-                    })?;
-            return Ok(Some(Credential::Basic {
-                username: username.into(),
-                password: password.into(),
-            }));
-        }
-        if let (Some(u), Some(p)) = (
-            entry.get("username").and_then(Value::as_str),
-            entry.get("password").and_then(Value::as_str),
-        ) {
-            return Ok(Some(Credential::Basic {
-                username: u.into(),
-                password: p.into(),
-            }));
+            Ok(DockerCredential::IdentityToken(token)) => {
+                return Ok(Some(Credential::IdentityToken(token)));
+            }
+            Err(E::NoCredentialConfigured) => continue,
+            // A helper that has nothing for this server says so on stdout.
+            Err(E::HelperFailure { stdout, .. }) if stdout.contains("not found") => continue,
+            Err(E::HelperFailure {
+                helper,
+                stderr,
+                stdout,
+            }) => {
+                let detail = if stderr.trim().is_empty() {
+                    stdout
+                } else {
+                    stderr
+                };
+                return Err(CredentialError::Helper {
+                    helper,
+                    action: "get",
+                    server: k,
+                    detail: detail.trim().to_string(),
+                });
+            }
+            Err(e @ (E::HelperCommunicationError | E::MalformedHelperResponse)) => {
+                return Err(CredentialError::Helper {
+                    helper: helper_for(&read_config()?.1, &k).unwrap_or_default(),
+                    action: "get",
+                    server: k,
+                    detail: e.to_string(),
+                });
+            }
+            Err(e) => {
+                return Err(CredentialError::File {
+                    path,
+                    detail: format!("credentials for {k}: {e}"),
+                });
+            }
         }
     }
     Ok(None)
