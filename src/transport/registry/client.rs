@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE,
-};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 
 use crate::digest::{self, Digest};
 use crate::image::{self, RawManifest, sniff_media_type};
@@ -58,6 +56,63 @@ pub struct Client {
     tokens: TokenCache,
     fetching: Mutex<()>,
     attempts: u32,
+    roots: Vec<reqwest::Certificate>,
+    uploader: OnceLock<Result<Uploader, String>>,
+}
+
+/// Uploads go through reqwest's async client on a small runtime of
+/// strata's own: the blocking client re-chunks a request body into 8 KiB
+/// writes, while a streamed async body sends the 1 MiB chunks strata reads.
+struct Uploader {
+    runtime: tokio::runtime::Runtime,
+    verified: reqwest::Client,
+    lax: reqwest::Client,
+}
+
+/// A request body fed chunk by chunk from another thread.
+struct ChunkStream(tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// The sending end of an upload body: chunks, or an error that aborts it.
+pub type BodySender = tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>;
+
+/// A body for [`Client::upload`] and the sender that feeds it.
+pub fn upload_body() -> (BodySender, UploadBody) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    (tx, UploadBody(rx))
+}
+
+/// The receiving end of an upload body.
+pub struct UploadBody(tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>);
+
+/// One upload request: where, how, and how long its body is.
+pub struct UploadRequest<'a> {
+    /// `PUT` or `PATCH`.
+    pub method: reqwest::Method,
+    /// The upload session's URL (with `digest=` for the last request).
+    pub url: &'a str,
+    /// Extra headers (`Content-Type`, `Content-Range`).
+    pub headers: &'a [(&'a str, String)],
+    /// The body's length in bytes.
+    pub len: u64,
+}
+
+/// What an upload request answered: its status and headers.
+pub struct UploadReply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The headers (`Location` for the next chunk).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// True for registries docker treats as insecure by default.
@@ -109,7 +164,10 @@ impl Client {
             })
         };
         let insecure = is_loopback(registry) || options.insecure.iter().any(|r| r == registry);
+        let roots = options.tls.roots_for(registry)?;
         Ok(Client {
+            roots,
+            uploader: OnceLock::new(),
             registry: registry.to_string(),
             api_host,
             verified: build(true)?,
@@ -620,26 +678,119 @@ impl Client {
         Ok((absolute(&self.endpoint()?.base, &loc), min_chunk))
     }
 
-    /// Sends one request with a streamed body (it cannot be repeated: the
-    /// caller retries the whole upload). Authentication was settled by
+    fn uploader(&self) -> Result<&Uploader, RegistryError> {
+        let made = self.uploader.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let build = |verify: bool| {
+                let mut b = reqwest::Client::builder()
+                    .user_agent(user_agent())
+                    .connect_timeout(Duration::from_secs(30))
+                    .tcp_keepalive(Duration::from_secs(30));
+                if verify {
+                    for cert in &self.roots {
+                        b = b.add_root_certificate(cert.clone());
+                    }
+                } else {
+                    b = b.danger_accept_invalid_certs(true);
+                }
+                b.build().map_err(|e| e.to_string())
+            };
+            Ok(Uploader {
+                runtime,
+                verified: build(true)?,
+                lax: build(false)?,
+            })
+        });
+        made.as_ref().map_err(|e| RegistryError::Policy {
+            registry: self.registry.clone(),
+            detail: format!("cannot set up uploads: {e}"),
+        })
+    }
+
+    /// Sends one upload request (`PUT` or `PATCH` to `url`) whose body is
+    /// `len` bytes streamed from `body`. It cannot be repeated: the caller
+    /// retries the whole upload. Authentication was settled by
     /// [`Client::start_upload`].
-    pub fn send_stream(
+    pub fn upload(
         &self,
         what: &str,
         repository: &str,
-        make: &dyn Fn(&Http) -> RequestBuilder,
+        request: UploadRequest<'_>,
+        body: UploadBody,
         ok: &dyn Fn(StatusCode) -> bool,
-    ) -> Result<Response, RegistryError> {
+    ) -> Result<UploadReply, RegistryError> {
+        let UploadRequest {
+            method,
+            url,
+            headers,
+            len,
+        } = request;
         let scope = super::auth::repository_scope(repository, &["pull", "push"]);
-        let mut req = make(self.http());
-        if let Some(h) = self.authorization(&scope, false)? {
+        let auth = self.authorization(&scope, false)?;
+        let uploader = self.uploader()?;
+        let http = match self.endpoint.get() {
+            Some(e) if !e.verified => &uploader.lax,
+            _ => &uploader.verified,
+        };
+        let mut req = http
+            .request(method, url)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(ChunkStream(body.0)));
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        if let Some(h) = auth {
             req = req.header(AUTHORIZATION, h);
         }
-        let resp = req.send().map_err(|e| self.connection_error(what, &e))?;
-        if ok(resp.status()) {
-            return Ok(resp);
+        let result: Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), reqwest::Error> =
+            uploader.runtime.block_on(async {
+                let resp = req.send().await?;
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let body = if ok(status) {
+                    Vec::new()
+                } else {
+                    resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
+                };
+                Ok((status, headers, body))
+            });
+        let (status, headers, body) = result.map_err(|e| self.async_error(what, &e))?;
+        if ok(status) {
+            return Ok(UploadReply { status, headers });
         }
-        Err(self.status_error(what, resp))
+        let retry_after = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        Err(RegistryError::Status {
+            registry: self.registry.clone(),
+            what: what.into(),
+            status: status.as_u16(),
+            errors: parse_error_body(&body),
+            retry_after,
+        })
+    }
+
+    fn async_error(&self, what: &str, e: &reqwest::Error) -> RegistryError {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !detail.contains(&text) {
+                detail = format!("{detail}: {text}");
+            }
+            source = s.source();
+        }
+        RegistryError::Connection {
+            registry: self.registry.clone(),
+            what: what.to_string(),
+            detail,
+            retryable: e.is_connect() || e.is_timeout() || e.is_body() || e.is_request(),
+        }
     }
 
     /// One page of a paginated list (`_catalog`, `tags/list`), and the next
@@ -777,16 +928,6 @@ pub fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// The header values strata sends with every upload body.
-pub fn octet_stream() -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h
 }
 
 /// True for media types strata can carry (not schema 1).

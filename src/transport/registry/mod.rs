@@ -28,7 +28,7 @@ use crate::progress::BlobKind;
 use crate::reference::Reference;
 use crate::transport::{BlobReader, Presence, Sink, Source, TransportError};
 
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, UploadRequest};
 pub use error::RegistryError;
 
 impl From<RegistryError> for TransportError {
@@ -332,12 +332,6 @@ impl Default for UploadOptions {
 /// Names repositories of the same registry that may hold a blob.
 pub type MountCandidates = Box<dyn Fn(&Digest) -> Vec<String> + Send + Sync>;
 
-/// Builds a request around a streamed body.
-type WithBody<'m> = &'m dyn Fn(
-    &reqwest::blocking::Client,
-    reqwest::blocking::Body,
-) -> reqwest::blocking::RequestBuilder;
-
 /// One blob upload under way: what it is, how far it got, who to tell.
 struct Upload<'p> {
     what: String,
@@ -383,18 +377,17 @@ impl RepositorySink {
             .clone()
     }
 
-    /// Streams `len` bytes of `content` as one request body, from another
-    /// thread through a bounded pipe (the HTTP body must own its reader).
+    /// Streams `len` bytes of `content` as one upload request's body, read
+    /// in 1 MiB chunks on another thread (the body must own its data).
     fn stream_request(
         &self,
         upload: &mut Upload<'_>,
         content: &mut (dyn Read + Send),
-        len: u64,
-        make: WithBody<'_>,
+        request: client::UploadRequest<'_>,
         ok: &dyn Fn(StatusCode) -> bool,
-    ) -> Result<reqwest::blocking::Response, TransportError> {
-        let (tx, rx) = pipe::pipe(4);
-        let body = Mutex::new(Some(reqwest::blocking::Body::sized(rx, len)));
+    ) -> Result<client::UploadReply, TransportError> {
+        let len = request.len;
+        let (tx, body) = client::upload_body();
         let start = upload.sent;
         let progress = upload.progress;
         std::thread::scope(|s| {
@@ -402,39 +395,39 @@ impl RepositorySink {
                 let mut left = len;
                 let mut done = start;
                 while left > 0 {
-                    let chunk = pipe::read_chunk(content, left.min(pipe::CHUNK as u64) as usize)?;
-                    if chunk.is_empty() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the blob ended early",
-                        ));
-                    }
+                    let chunk =
+                        match pipe::read_chunk(content, left.min(pipe::CHUNK as u64) as usize) {
+                            Ok(c) if c.is_empty() => Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the blob ended early",
+                            )),
+                            other => other,
+                        };
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // Aborts the request body, so nothing half-sent is taken.
+                            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                            return Err(e);
+                        }
+                    };
                     left -= chunk.len() as u64;
                     done += chunk.len() as u64;
-                    if tx.send(chunk).is_err() {
+                    if tx.blocking_send(Ok(bytes::Bytes::from(chunk))).is_err() {
                         return Err(io::Error::other("the upload stopped"));
                     }
                     progress(done);
                 }
                 Ok(done)
             });
-            let resp = self.repo.client.send_stream(
-                &upload.what,
-                &self.repo.name,
-                &|h| {
-                    let b = body
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                        .unwrap_or_else(|| reqwest::blocking::Body::from(Vec::new()));
-                    make(h, b)
-                },
-                ok,
-            );
+            let reply = self
+                .repo
+                .client
+                .upload(&upload.what, &self.repo.name, request, body, ok);
             let fed = feeder
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("upload feeder panicked")));
-            match (fed, resp) {
+            match (fed, reply) {
                 // A source failure (say, a digest mismatch) is the real cause.
                 (Err(e), _) => Err(TransportError::io(format!("upload to {}", self.place()), e)),
                 (Ok(done), Ok(r)) => {
@@ -507,50 +500,51 @@ impl Sink for RepositorySink {
             sent: 0,
             progress,
         };
+        let octets = ("content-type", "application/octet-stream".to_string());
         let chunked =
             size > self.upload.chunked_above || min_chunk.is_some_and(|m| m > 0 && size > m);
         if chunked {
             let chunk = self.upload.chunk.max(min_chunk.unwrap_or(0)).max(1);
             while upload.sent < size {
                 let len = chunk.min(size - upload.sent);
-                let (from, to) = (upload.sent, upload.sent + len - 1);
-                let target = url.clone();
-                let resp = self.stream_request(
-                    &mut upload,
-                    content,
+                let range = (
+                    "content-range",
+                    format!("{}-{}", upload.sent, upload.sent + len - 1),
+                );
+                let headers = [octets.clone(), range];
+                let request = UploadRequest {
+                    method: reqwest::Method::PATCH,
+                    url: &url,
+                    headers: &headers,
                     len,
-                    &|h, body| {
-                        h.patch(target.as_str())
-                            .header("content-type", "application/octet-stream")
-                            .header("content-range", format!("{from}-{to}"))
-                            .body(body)
-                    },
-                    &|s| s == StatusCode::ACCEPTED,
-                )?;
-                if let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok()) {
+                };
+                let reply = self.stream_request(&mut upload, content, request, &|s| {
+                    s == StatusCode::ACCEPTED
+                })?;
+                if let Some(loc) = reply.headers.get("location").and_then(|v| v.to_str().ok()) {
                     url = client::absolute(&self.repo.client.endpoint()?.base, loc);
                 }
             }
             let done = client::with_query(&url, "digest", d.digest().as_ref());
-            self.repo.client.send_stream(
-                &upload.what,
-                &self.repo.name,
-                &|h| h.put(done.as_str()).header("content-length", "0"),
-                &|s| s == StatusCode::CREATED,
-            )?;
+            let request = UploadRequest {
+                method: reqwest::Method::PUT,
+                url: &done,
+                headers: &[],
+                len: 0,
+            };
+            self.stream_request(&mut upload, &mut io::empty(), request, &|s| {
+                s == StatusCode::CREATED
+            })?;
         } else {
             let done = client::with_query(&url, "digest", d.digest().as_ref());
-            self.stream_request(
-                &mut upload,
-                content,
-                size,
-                &|h, body| {
-                    h.put(done.as_str())
-                        .header("content-type", "application/octet-stream")
-                        .body(body)
-                },
-                &|s| s == StatusCode::CREATED,
-            )?;
+            let headers = [octets];
+            let request = UploadRequest {
+                method: reqwest::Method::PUT,
+                url: &done,
+                headers: &headers,
+                len: size,
+            };
+            self.stream_request(&mut upload, content, request, &|s| s == StatusCode::CREATED)?;
         }
         Ok(())
     }
