@@ -93,3 +93,28 @@ fn removals_beside_loads_never_leave_a_name_without_its_blobs() {
         }
     }
 }
+
+#[test]
+fn garbage_collection_clears_what_crashed_processes_left_in_the_ingest_area() {
+    let s = Strata::new();
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()])
+        .ok();
+    let ingest = s.root().join(".strata/ingest");
+    // A process that ran and is gone: its pid is free once it was reaped.
+    let gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    let mut gone = gone;
+    gone.wait().unwrap();
+    let dead = ingest.join(format!("blob-{dead_pid}-0-0000abcd"));
+    let alive = ingest.join(format!("blob-{}-0-0000abcd", std::process::id()));
+    std::fs::write(&dead, b"half a layer").unwrap();
+    std::fs::write(&alive, b"a layer being written").unwrap();
+    s.run(&["tag", "strata-demo/hello:1.0", "x:1"]).ok();
+    s.run(&["rmi", "x:1"]).ok();
+    s.run(&["rmi", "strata-demo/hello:1.0"]).ok();
+    assert!(!dead.exists(), "a dead process's temporary file is swept");
+    assert!(
+        alive.exists(),
+        "a live process's temporary file is left alone"
+    );
+}

@@ -64,6 +64,21 @@ pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
     dir.join(format!("{what}-{}-{n}-{nanos:08x}", std::process::id()))
 }
 
+/// The process that made a [`temp_path`] name, if the name is one.
+pub(crate) fn temp_owner(name: &str) -> Option<u32> {
+    let mut parts = name.rsplitn(4, '-');
+    let _nanos = parts.next()?;
+    let _n = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// True while a process with this ID runs.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Writes a small file atomically: temporary file, fsync, rename.
 pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = temp_path(tmp_dir, "write");
@@ -202,4 +217,19 @@ fn ingest_to(
         size,
         layer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_carry_their_maker() {
+        let p = temp_path(Path::new("/x"), "blob");
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_owner(name), Some(std::process::id()));
+        assert_eq!(temp_owner("spool-12-3-0000abcd"), Some(12));
+        assert_eq!(temp_owner("notes.txt"), None);
+        assert!(process_alive(std::process::id()));
+    }
 }

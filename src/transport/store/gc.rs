@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crate::digest::{self, Digest};
 use crate::image::{Index, ManifestKind};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, blobs};
 
 /// What a collection removed.
 #[derive(Debug, Default, Clone)]
@@ -28,6 +28,7 @@ impl Store {
     pub(crate) fn gc_locked(&self) -> Result<GcReport, StoreError> {
         let (live, diff_ids) = self.mark()?;
         self.sweep_layer_cache(&diff_ids)?;
+        self.sweep_ingest();
         let dir = self.root.join("blobs/sha256");
         let mut report = GcReport::default();
         let listing = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
@@ -97,6 +98,23 @@ impl Store {
             }
         }
         Ok((live, diff_ids))
+    }
+
+    /// Removes what crashed strata processes left in the ingest area: a
+    /// temporary file whose maker no longer runs is never committed.
+    fn sweep_ingest(&self) {
+        let Ok(listing) = std::fs::read_dir(self.ingest_dir()) else {
+            return;
+        };
+        for entry in listing.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(blobs::temp_owner) else {
+                continue;
+            };
+            if pid != std::process::id() && !blobs::process_alive(pid) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Removes unpacked layers (kept for mounts) that no image has any more.
