@@ -758,7 +758,7 @@ impl Client {
                 };
                 Ok((status, headers, body))
             });
-        let (status, headers, body) = result.map_err(|e| self.async_error(what, &e))?;
+        let (status, headers, body) = result.map_err(|e| self.connection_error(what, &e))?;
         if ok(status) {
             return Ok(UploadReply { status, headers });
         }
@@ -775,22 +775,6 @@ impl Client {
         })
     }
 
-    fn async_error(&self, what: &str, e: &reqwest::Error) -> RegistryError {
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !detail.contains(&text) {
-                detail = format!("{detail}: {text}");
-            }
-            source = s.source();
-        }
-        RegistryError::Connection {
-            registry: self.registry.clone(),
-            what: what.to_string(),
-            detail,
-            retryable: e.is_connect() || e.is_timeout() || e.is_body() || e.is_request(),
-        }
     }
 
     /// One page of a paginated list (`_catalog`, `tags/list`), and the next
