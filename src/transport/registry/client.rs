@@ -775,8 +775,6 @@ impl Client {
         })
     }
 
-    }
-
     /// One page of a paginated list (`_catalog`, `tags/list`), and the next
     /// page's URL from the `Link` header.
     pub fn get_page(
