@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, anyhow};
 
-use strata::copy::{self, CopyOptions, Copyable};
+use strata::copy::{self, CopyOptions};
 use strata::image::Platform;
 use strata::progress::{Progress, Silent};
 use strata::reference::Reference;
@@ -97,7 +97,6 @@ pub fn run(store: &Store, registries: &Registries, args: &PullArgs) -> anyhow::R
         writeln!(out, "Status: {status} {}", name.familiar_string())?;
     }
     writeln!(out, "{name}")?;
-    let _ = matches!(what, Copyable::Index(..));
     Ok(())
 }
 

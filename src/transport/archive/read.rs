@@ -176,8 +176,12 @@ impl ArchiveSource {
                 reason: reason.into(),
             });
         }
-        if has_index {
-            let index = self.read_oci_index()?;
+        let index = if has_index {
+            Some(self.read_oci_index()?)
+        } else {
+            None
+        };
+        if let Some(index) = &index {
             for d in index.manifests() {
                 let name = entry_name(d);
                 if let Some(known) = self
@@ -198,7 +202,7 @@ impl ArchiveSource {
         if let Some(bytes) = manifest_json {
             let items: Vec<ManifestItem> =
                 serde_json::from_slice(&bytes).map_err(|e| self.bad("manifest.json", e))?;
-            let originals = self.oci_manifests_by_config()?;
+            let originals = self.oci_manifests_by_config(index.as_ref())?;
             for item in items {
                 let image = self.docker_image(&item, &originals)?;
                 let mut names = Vec::new();
@@ -258,12 +262,12 @@ impl ArchiveSource {
 
     /// In docker's current layout, the OCI manifests by config digest, so an
     /// image keeps its original manifest (and digest).
-    fn oci_manifests_by_config(&self) -> Result<HashMap<Digest, RawManifest>, ArchiveError> {
+    fn oci_manifests_by_config(
+        &self,
+        index: Option<&ImageIndex>,
+    ) -> Result<HashMap<Digest, RawManifest>, ArchiveError> {
         let mut out = HashMap::new();
-        if !self.members.contains("index.json") {
-            return Ok(out);
-        }
-        let index = self.read_oci_index()?;
+        let Some(index) = index else { return Ok(out) };
         for d in index.manifests() {
             if image::manifest_kind(d.media_type().as_ref()) != Some(ManifestKind::Image) {
                 continue;

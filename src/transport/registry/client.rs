@@ -11,7 +11,7 @@ use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 
 use crate::digest::{self, Digest};
-use crate::image::{self, RawManifest, sniff_media_type};
+use crate::image::{RawManifest, sniff_media_type};
 
 use super::auth::{Challenge, Credential, TokenCache, TokenResponse, parse_challenge};
 use super::error::{RegistryError, parse_error_body, parse_retry_after};
@@ -910,11 +910,6 @@ pub fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// True for media types strata can carry (not schema 1).
-pub fn supported(m: &RawManifest) -> bool {
-    !image::DOCKER_SCHEMA1.contains(&m.media_type.as_str())
 }
 
 #[cfg(test)]

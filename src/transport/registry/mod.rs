@@ -15,7 +15,7 @@ pub mod error;
 pub mod tls;
 
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use oci_spec::image::Descriptor;
 use reqwest::StatusCode;
@@ -345,7 +345,6 @@ struct Upload<'p> {
 pub struct RepositorySink {
     repo: Repository,
     mount_candidates: MountCandidates,
-    pushed: Mutex<Vec<Digest>>,
     authorized: std::sync::atomic::AtomicBool,
     upload: UploadOptions,
 }
@@ -357,7 +356,6 @@ impl RepositorySink {
         RepositorySink {
             repo,
             mount_candidates,
-            pushed: Mutex::new(Vec::new()),
             authorized: std::sync::atomic::AtomicBool::new(false),
             upload: UploadOptions::default(),
         }
@@ -367,14 +365,6 @@ impl RepositorySink {
     pub fn with_upload(mut self, upload: UploadOptions) -> Self {
         self.upload = upload;
         self
-    }
-
-    /// Manifests pushed, in order.
-    pub fn pushed(&self) -> Vec<Digest> {
-        self.pushed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Streams `len` bytes of `content` as one upload request's body, read
@@ -559,10 +549,6 @@ impl Sink for RepositorySink {
         for tag in tags {
             self.repo.client.put_manifest(&self.repo.name, tag, m)?;
         }
-        self.pushed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(m.digest.clone());
         Ok(())
     }
 
