@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use strata::command::{
+    history::HistoryRequest, images::ImagesRequest, inspect::InspectRequest, load::LoadRequest,
+    login::LogoutRequest, mount::MountRequest, mount::UmountRequest, pull::PullRequest,
+    push::PushRequest, rmi::RmiRequest, save::SaveRequest, search::SearchRequest, tag::TagRequest,
+};
+
 /// strata: docker's image commands without a daemon, on a local OCI store.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, disable_help_subcommand = true)]
@@ -343,4 +349,143 @@ pub struct LoadArgs {
     /// Suppress the load output.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+// Each command's arguments become its library request: the same struct a
+// pipeline step deserializes into.
+
+impl From<MountArgs> for MountRequest {
+    fn from(a: MountArgs) -> Self {
+        MountRequest {
+            image: a.image,
+            target: a.target,
+            rw: a.rw,
+            flatten: a.flatten,
+            jobs: a.jobs,
+        }
+    }
+}
+
+impl From<UmountArgs> for UmountRequest {
+    fn from(a: UmountArgs) -> Self {
+        UmountRequest { images: a.what }
+    }
+}
+
+impl From<PullArgs> for PullRequest {
+    fn from(a: PullArgs) -> Self {
+        PullRequest {
+            image: a.name,
+            all_platforms: a.all_platforms,
+            platform: a.platform,
+            quiet: a.quiet,
+            max_concurrent_downloads: a.max_concurrent_downloads,
+        }
+    }
+}
+
+impl From<PushArgs> for PushRequest {
+    fn from(a: PushArgs) -> Self {
+        PushRequest {
+            image: a.name,
+            all_tags: a.all_tags,
+            quiet: a.quiet,
+            max_concurrent_uploads: a.max_concurrent_uploads,
+            chunk_size: a.chunk_size,
+        }
+    }
+}
+
+impl From<SearchArgs> for SearchRequest {
+    fn from(a: SearchArgs) -> Self {
+        SearchRequest {
+            term: a.term,
+            filter: a.filter,
+            format: a.format,
+            limit: a.limit,
+            no_trunc: a.no_trunc,
+        }
+    }
+}
+
+impl From<LogoutArgs> for LogoutRequest {
+    fn from(a: LogoutArgs) -> Self {
+        LogoutRequest { server: a.server }
+    }
+}
+
+impl From<ImagesArgs> for ImagesRequest {
+    fn from(a: ImagesArgs) -> Self {
+        ImagesRequest {
+            reference: a.reference,
+            all: a.all,
+            digests: a.digests,
+            filter: a.filter,
+            format: a.format,
+            no_trunc: a.no_trunc,
+            quiet: a.quiet,
+        }
+    }
+}
+
+impl From<TagArgs> for TagRequest {
+    fn from(a: TagArgs) -> Self {
+        TagRequest {
+            source: a.source,
+            target: a.target,
+        }
+    }
+}
+
+impl From<HistoryArgs> for HistoryRequest {
+    fn from(a: HistoryArgs) -> Self {
+        HistoryRequest {
+            image: a.image,
+            format: a.format,
+            human: a.human,
+            no_trunc: a.no_trunc,
+            quiet: a.quiet,
+        }
+    }
+}
+
+impl InspectArgs {
+    /// The request; `image_noun` when run as `image inspect`.
+    pub fn into_request(self, image_noun: bool) -> InspectRequest {
+        InspectRequest {
+            images: self.names,
+            format: self.format,
+            kind: self.kind,
+            image_noun,
+        }
+    }
+}
+
+impl From<RmiArgs> for RmiRequest {
+    fn from(a: RmiArgs) -> Self {
+        RmiRequest {
+            images: a.images,
+            force: a.force,
+            no_prune: a.no_prune,
+        }
+    }
+}
+
+impl From<SaveArgs> for SaveRequest {
+    fn from(a: SaveArgs) -> Self {
+        SaveRequest {
+            images: a.images,
+            output: a.output,
+            compress: a.compress,
+        }
+    }
+}
+
+impl From<LoadArgs> for LoadRequest {
+    fn from(a: LoadArgs) -> Self {
+        LoadRequest {
+            input: a.input,
+            quiet: a.quiet,
+        }
+    }
 }

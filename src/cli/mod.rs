@@ -2,8 +2,9 @@
 //! rendering of progress and errors.
 
 mod args;
-mod cmd;
+mod login;
 mod progress;
+mod ui;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 
-use strata::transport::store::Store;
+use strata::command::{self, CommandError, Context};
+use strata::transport::registry::Registries;
 
 use args::{Cli, Command, ImageCommand};
 
@@ -47,6 +49,14 @@ pub fn main() -> i32 {
             }
             if is_broken_pipe(&e) {
                 return 0;
+            }
+            // Several items failed: one line each, as docker prints them.
+            if let Some(CommandError::Partial(messages)) = e.downcast_ref::<CommandError>() {
+                let _ = io::stdout().flush();
+                for m in messages {
+                    eprintln!("Error: {}", m.replace(['\n', '\r'], " "));
+                }
+                return 1;
             }
             let _ = io::stdout().flush();
             // One line, whatever a cause quotes.
@@ -101,17 +111,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(r) => r,
         None => default_root()?,
     };
-    let store = || {
-        Store::open(&root)
-            .with_context(|| format!("cannot open the image store at {}", root.display()))
-    };
-    let registries = cmd::registry::Registries::new(&cli.insecure_registries);
+    let ctx = Context::new(root, Registries::new(&cli.insecure_registries));
+    let ui = ui::Terminal::new();
     // `docker inspect` speaks of objects, `docker image inspect` of images.
-    let inspect_noun = if matches!(cli.command, Command::Image(_)) {
-        "image"
-    } else {
-        "object"
-    };
+    let image_noun = matches!(cli.command, Command::Image(_));
     let command = match cli.command {
         Command::Image(sub) => match sub {
             ImageCommand::Ls(a) => Command::Images(a),
@@ -128,21 +131,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         other => other,
     };
-    match command {
-        Command::Images(a) => cmd::images::run(&store()?, &a),
-        Command::Tag(a) => cmd::tag::run(&store()?, &a),
-        Command::History(a) => cmd::history::run(&store()?, &a),
-        Command::Inspect(a) => cmd::inspect::run(&store()?, &a, inspect_noun),
-        Command::Rmi(a) => cmd::rmi::run(&store()?, &a),
-        Command::Save(a) => cmd::save::run(&store()?, &a),
-        Command::Load(a) => cmd::load::run(&store()?, &a),
-        Command::Pull(a) => cmd::pull::run(&store()?, &registries, &a),
-        Command::Push(a) => cmd::push::run(&store()?, &registries, &a),
-        Command::Search(a) => cmd::search::run(&registries, &a),
-        Command::Login(a) => cmd::login::login(&registries, &a),
-        Command::Logout(a) => cmd::login::logout(&a),
-        Command::Mount(a) => cmd::mount::mount(&store()?, &a),
-        Command::Umount(a) => cmd::mount::umount(&store()?, &a),
+    let _outputs = match command {
+        Command::Images(a) => command::images::run(&ctx, &a.into(), &ui)?,
+        Command::Tag(a) => command::tag::run(&ctx, &a.into(), &ui)?,
+        Command::History(a) => command::history::run(&ctx, &a.into(), &ui)?,
+        Command::Inspect(a) => command::inspect::run(&ctx, &a.into_request(image_noun), &ui)?,
+        Command::Rmi(a) => command::rmi::run(&ctx, &a.into(), &ui)?,
+        Command::Save(a) => command::save::run(&ctx, &a.into(), &ui)?,
+        Command::Load(a) => command::load::run(&ctx, &a.into(), &ui)?,
+        Command::Pull(a) => command::pull::run(&ctx, &a.into(), &ui)?,
+        Command::Push(a) => command::push::run(&ctx, &a.into(), &ui)?,
+        Command::Search(a) => command::search::run(&ctx, &a.into(), &ui)?,
+        Command::Login(a) => command::login::login(&ctx, &login::request(a)?, &ui)?,
+        Command::Logout(a) => command::login::logout(&ctx, &a.into(), &ui)?,
+        Command::Mount(a) => command::mount::mount(&ctx, &a.into(), &ui)?,
+        Command::Umount(a) => command::mount::umount(&ctx, &a.into(), &ui)?,
         Command::Image(_) => unreachable!("image subcommands are mapped above"),
-    }
+    };
+    Ok(())
 }

@@ -28,16 +28,7 @@ fn terminal_width() -> usize {
     }
 }
 
-/// Which command's words to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `load`: "Loading layer".
-    Load,
-    /// `pull`: "Pulling fs layer", "Downloading", "Download complete", "Pull complete".
-    Pull,
-    /// `push`: "Preparing", "Pushing", "Pushed", "Layer already exists".
-    Push,
-}
+pub use strata::command::TransferMode as Mode;
 
 struct Line {
     id: String,
@@ -90,7 +81,7 @@ impl Transfer {
     }
 
     /// Adds a line before any transfer (push's "Preparing").
-    pub fn announce(&self, digest: &Digest, id: &str, status: &str) {
+    fn add_announced(&self, digest: &Digest, id: &str, status: &str) {
         let mut state = self.state();
         self.line(&mut state, digest, id, status);
         if self.terminal {
@@ -99,7 +90,7 @@ impl Transfer {
     }
 
     /// Draws the final state.
-    pub fn finish(&self) {
+    fn draw_final(&self) {
         let mut state = self.state();
         if self.terminal {
             self.draw(&mut state);
@@ -335,6 +326,15 @@ impl Progress for Transfer {
         if redraw && self.terminal {
             self.draw(&mut state);
         }
+    }
+}
+
+impl strata::command::TransferView for Transfer {
+    fn announce(&self, digest: &Digest, id: &str, status: &str) {
+        self.add_announced(digest, id, status);
+    }
+    fn finish(&self) {
+        self.draw_final();
     }
 }
 

@@ -30,7 +30,7 @@ pub struct Endpoint {
 }
 
 /// How to reach registries: which are insecure, where CA certificates are.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Registries (host[:port]) that may be reached without TLS verification
     /// or over plain HTTP. Any registry on 127.0.0.0/8 or `localhost` is too.
@@ -41,6 +41,17 @@ pub struct ClientOptions {
     pub attempts: u32,
     /// The credential to use, if any.
     pub credential: Option<Credential>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure: Vec::new(),
+            tls: TlsConfig::default(),
+            attempts: 5,
+            credential: None,
+        }
+    }
 }
 
 /// A client for one registry.

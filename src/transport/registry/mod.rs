@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod settings;
 pub mod tls;
 
 use std::io::{self, Read};
@@ -30,6 +31,7 @@ use crate::transport::{BlobReader, Presence, Sink, Source, TransportError};
 
 pub use client::{Client, ClientOptions, UploadRequest};
 pub use error::RegistryError;
+pub use settings::Registries;
 
 impl From<RegistryError> for TransportError {
     fn from(e: RegistryError) -> Self {

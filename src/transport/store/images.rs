@@ -3,6 +3,7 @@
 
 use oci_spec::image::Descriptor;
 
+use crate::copy::Copyable;
 use crate::digest::Digest;
 use crate::image::{Image, Index, ManifestKind, Platform, RawManifest, sniff_media_type};
 use crate::reference::{self, Reference, ReferenceError};
@@ -107,6 +108,25 @@ impl Store {
             })?;
         let config = self.read_blob(parsed.config().digest())?;
         Ok(Image::new(manifest, config)?)
+    }
+
+    /// What copying `image` out of the store moves: a multi-platform index
+    /// whole when every child is here; otherwise the image this host uses
+    /// (an index pulled for one platform). The flag says the index was cut
+    /// to one image, so callers whose result must keep the index's digest
+    /// (push) can refuse.
+    pub fn copyable(&self, image: &StoredImage) -> Result<(Copyable, bool), StoreError> {
+        if let Target::Index(index) = &image.target {
+            let mut children = Vec::new();
+            for child in index.children() {
+                if !self.has_blob(child.digest()) {
+                    return Ok((Copyable::Image(Box::new(image.image.clone())), true));
+                }
+                children.push(self.load_image(self.read_manifest(child)?)?);
+            }
+            return Ok((Copyable::Index(index.clone(), children), false));
+        }
+        Ok((Copyable::Image(Box::new(image.image.clone())), false))
     }
 
     /// The image ID of the manifest or index with this digest, if stored.

@@ -6,12 +6,31 @@ use std::io::Write;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use strata::format::{self, Template};
-use strata::transport::store::{Store, StoredImage};
+use crate::format::{self, Template};
+use crate::transport::store::{Store, StoredImage};
 
-use crate::cli::Reported;
-use crate::cli::args::InspectArgs;
-use crate::cli::cmd::images::parse_time;
+use super::images::parse_time;
+use super::{CommandError, Context, Ui};
+
+/// `inspect [OPTIONS] NAME|ID [NAME|ID...]`
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectRequest {
+    /// The images (`image: X` for one).
+    #[serde(alias = "image", deserialize_with = "super::one_or_many")]
+    pub images: Vec<String>,
+    /// Format output using a custom template: 'json', or a Go template.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Return JSON for the specified type (only "image" exists here).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// docker's noun in "No such object" (`inspect`) or "No such image"
+    /// (`image inspect`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub image_noun: bool,
+}
 
 /// A container config as docker's `container.Config` marshals it: field
 /// order, `null` for absent lists and maps, and docker's `omitempty` rules.
@@ -147,7 +166,7 @@ fn container_config(v: Option<&Value>) -> Option<ContainerConfig> {
         .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
-fn inspect(store: &Store, found: &StoredImage) -> anyhow::Result<ImageInspect> {
+fn inspect(store: &Store, found: &StoredImage) -> Result<ImageInspect, CommandError> {
     let image = &found.image;
     let raw = image.config_json();
     let mut size = 0;
@@ -210,11 +229,14 @@ fn inspect(store: &Store, found: &StoredImage) -> anyhow::Result<ImageInspect> {
 
 /// Runs `inspect`: every image found is printed; each one not found is
 /// reported on standard error and makes the exit status 1.
-pub fn run(store: &Store, args: &InspectArgs, noun: &str) -> anyhow::Result<()> {
+pub fn run(ctx: &Context, args: &InspectRequest, ui: &dyn Ui) -> Result<Value, CommandError> {
+    let store = ctx.store()?;
     if let Some(kind) = &args.kind
         && kind != "image"
     {
-        anyhow::bail!("\"{kind}\" is not a valid value for --type: strata inspects images only");
+        return Err(CommandError::Invalid(format!(
+            "\"{kind}\" is not a valid value for --type: strata inspects images only"
+        )));
     }
     let template = match args.format.as_deref() {
         None | Some("") | Some("json") => None,
@@ -223,35 +245,47 @@ pub fn run(store: &Store, args: &InspectArgs, noun: &str) -> anyhow::Result<()> 
     let images = store.list()?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for name in &args.names {
-        match strata::transport::store::lookup_in(&images, name) {
+    for name in &args.images {
+        match crate::transport::store::lookup_in(&images, name) {
             Ok(img) => found.push(inspect(store, img)?),
             Err(_) => missing.push(name.clone()),
         }
     }
-    let mut out = std::io::stdout().lock();
+    let values: Vec<Value> = found
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CommandError::io("rendering inspect JSON", e.into()))?;
+    let mut out = ui.stdout();
     match &template {
         None => {
             let mut buf = Vec::new();
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            found.serialize(&mut ser)?;
+            found
+                .serialize(&mut ser)
+                .map_err(|e| CommandError::io("rendering inspect JSON", e.into()))?;
             out.write_all(&buf)?;
             writeln!(out)?;
         }
         Some(t) => {
-            for item in &found {
-                let value = serde_json::to_value(item)?;
-                writeln!(out, "{}", t.render(&value)?)?;
+            for value in &values {
+                writeln!(out, "{}", t.render(value)?)?;
             }
         }
     }
     out.flush()?;
     if missing.is_empty() {
-        return Ok(());
+        return Ok(serde_json::json!({
+            "image": values.first().cloned().unwrap_or(Value::Null),
+            "images": values,
+        }));
     }
-    for name in &missing {
-        eprintln!("Error: No such {noun}: {name}");
-    }
-    Err(Reported(1).into())
+    let noun = if args.image_noun { "image" } else { "object" };
+    Err(CommandError::Partial(
+        missing
+            .iter()
+            .map(|name| format!("No such {noun}: {name}"))
+            .collect(),
+    ))
 }

@@ -3,25 +3,56 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
 
-use strata::copy::{self, CopyOptions, Copyable};
-use strata::progress::{Progress, Silent};
-use strata::reference::Reference;
-use strata::transport::Sink;
-use strata::transport::registry::{Repository, RepositorySink, UploadOptions};
-use strata::transport::store::{Store, StoredImage, Target};
+use crate::copy::{self, CopyOptions, Copyable};
+use crate::progress::Silent;
+use crate::reference::Reference;
+use crate::transport::Sink;
+use crate::transport::registry::{Repository, RepositorySink, UploadOptions};
+use crate::transport::store::{Store, StoredImage};
 
-use crate::cli::args::PushArgs;
-use crate::cli::cmd::registry::Registries;
-use crate::cli::progress::{Mode, Transfer, stdout_is_terminal};
+use super::{CommandError, Context, TransferMode, TransferView, Ui};
+
+/// `push [OPTIONS] NAME[:TAG]`
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// The image.
+    pub image: String,
+    /// Push all tags of the repository.
+    #[serde(default)]
+    pub all_tags: bool,
+    /// Suppress verbose output.
+    #[serde(default)]
+    pub quiet: bool,
+    /// Layers uploaded at once.
+    #[serde(default = "default_uploads")]
+    pub max_concurrent_uploads: usize,
+    /// Upload blobs larger than this many bytes in chunks of it.
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+}
+
+fn default_uploads() -> usize {
+    5
+}
 
 /// Runs `push`: each tag's manifest byte for byte (so its digest is the
-/// same in the registry), blobs first, with docker's output.
-pub fn run(store: &Store, registries: &Registries, args: &PushArgs) -> anyhow::Result<()> {
-    let parsed = Reference::parse(&args.name)?;
+/// same in the registry), blobs first, with docker's output. The outputs:
+/// `reference`, `digest` and `size` of the last tag pushed, and `pushed`,
+/// every tag with its digest.
+pub fn run(
+    ctx: &Context,
+    args: &PushRequest,
+    ui: &dyn Ui,
+) -> Result<serde_json::Value, CommandError> {
+    let store = ctx.store()?;
+    let parsed = Reference::parse(&args.image)?;
     if parsed.digest().is_some() {
-        bail!("cannot push a digest reference: name a tag");
+        return Err(CommandError::Invalid(
+            "cannot push a digest reference: name a tag".into(),
+        ));
     }
     let images = store.list()?;
     let mut targets: Vec<(Reference, &StoredImage)> = Vec::new();
@@ -35,37 +66,49 @@ pub fn run(store: &Store, registries: &Registries, args: &PushArgs) -> anyhow::R
             }
         }
         if targets.is_empty() {
-            bail!(
+            return Err(CommandError::NotFound(format!(
                 "An image does not exist locally with the tag: {}",
                 parsed.familiar_name()
-            );
+            )));
         }
     } else {
         if parsed.is_name_only() && !args.quiet {
-            println!("Using default tag: latest");
+            writeln!(ui.stdout(), "Using default tag: latest")?;
         }
         let name = parsed.clone().with_default_tag();
         let image = images
             .iter()
             .find(|i| i.names.contains(&name))
             .ok_or_else(|| {
-                anyhow!(
+                CommandError::NotFound(format!(
                     "An image does not exist locally with the tag: {}",
                     name.familiar_string()
-                )
+                ))
             })?;
         targets.push((name, image));
     }
-    let client = registries.client(parsed.domain())?;
+    let client = ctx.registries().client(parsed.domain())?;
     let repo = Repository::new(client, parsed.path());
     if !args.quiet {
-        println!("The push refers to repository [{}]", parsed.repository());
+        writeln!(
+            ui.stdout(),
+            "The push refers to repository [{}]",
+            parsed.repository()
+        )?;
     }
     let registry = parsed.domain().to_string();
+    let mut pushed = Vec::new();
     for (name, image) in targets {
-        push_one(store, &repo, &registry, &name, image, args)?;
+        let top = push_one(store, &repo, &registry, &name, image, args, ui)?;
+        pushed.push(serde_json::json!({
+            "reference": name.to_string(),
+            "digest": top.digest.to_string(),
+            "size": top.bytes.len(),
+        }));
     }
-    Ok(())
+    let mut outputs = pushed.last().cloned().unwrap_or_default();
+    outputs["pushed"] = serde_json::Value::Array(pushed);
+    Ok(outputs)
 }
 
 fn push_one(
@@ -74,27 +117,24 @@ fn push_one(
     registry: &str,
     name: &Reference,
     image: &StoredImage,
-    args: &PushArgs,
-) -> anyhow::Result<()> {
-    let what = match &image.target {
-        Target::Index(index) => {
-            let mut children = Vec::new();
-            for child in index.children() {
-                if !store.has_blob(child.digest()) {
-                    bail!(
-                        "{} is a multi-platform image whose platform {} is not in the store: pull it with --all-platforms first",
-                        name.familiar_string(),
-                        child.digest()
-                    );
-                }
-                children.push(store.load_image(store.read_manifest(child)?)?);
-            }
-            Copyable::Index(index.clone(), children)
-        }
-        Target::Image => Copyable::Image(Box::new(image.image.clone())),
+    args: &PushRequest,
+    ui: &dyn Ui,
+) -> Result<crate::image::RawManifest, CommandError> {
+    let (what, cut) = store.copyable(image)?;
+    if cut {
+        // Pushing one platform under the tag would change what it names.
+        return Err(CommandError::Invalid(format!(
+            "{} is a multi-platform image whose other platforms are not in the store: pull it with --all-platforms first",
+            name.familiar_string(),
+        )));
+    }
+    let transfer: Box<dyn TransferView> = if args.quiet {
+        Box::new(Silent)
+    } else {
+        ui.transfer(TransferMode::Push)
     };
-    let transfer = (!args.quiet).then(|| Transfer::new(Mode::Push, stdout_is_terminal()));
-    if let Some(t) = &transfer {
+    {
+        let t = &transfer;
         let mut seen = HashSet::new();
         for img in what.images() {
             for layer in img.layers().iter().rev() {
@@ -108,13 +148,10 @@ fn push_one(
             }
         }
     }
-    let progress: &dyn Progress = match &transfer {
-        Some(t) => t,
-        None => &Silent,
-    };
+    let progress = transfer.as_ref();
     let prefix = format!("{registry}/");
     let lookup = store.clone();
-    let candidates = Box::new(move |d: &strata::digest::Digest| {
+    let candidates = Box::new(move |d: &crate::digest::Digest| {
         lookup
             .layer_sources(d)
             .iter()
@@ -141,22 +178,18 @@ fn push_one(
         progress,
     )?;
     sink.commit()?;
-    if let Some(t) = &transfer {
-        t.finish();
-    }
+    transfer.finish();
     let source = format!("{registry}/{}", repo.name());
     for img in what.images() {
         for layer in img.layers() {
-            store
-                .add_layer_source(layer.descriptor.digest(), &source)
-                .context("recording where layers are")?;
+            store.add_layer_source(layer.descriptor.digest(), &source)?;
         }
     }
     let top = match &what {
         Copyable::Image(i) => i.manifest().clone(),
         Copyable::Index(i, _) => i.manifest().clone(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = ui.stdout();
     if args.quiet {
         writeln!(out, "{name}")?;
     } else {
@@ -168,5 +201,5 @@ fn push_one(
             top.bytes.len()
         )?;
     }
-    Ok(())
+    Ok(top)
 }

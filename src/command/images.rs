@@ -3,15 +3,35 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{anyhow, bail};
 use chrono::{DateTime, FixedOffset, Timelike};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use strata::format::{self, OutputFormat};
-use strata::reference::Reference;
-use strata::transport::store::{Store, StoredImage, lookup_in};
+use crate::format::{self, OutputFormat};
+use crate::reference::Reference;
+use crate::transport::store::{StoredImage, lookup_in};
 
-use crate::cli::args::ImagesArgs;
+use super::{CommandError, Context, Ui};
+
+/// `images [OPTIONS] [REPOSITORY[:TAG]]`
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesRequest {
+    /// Only images of this repository (and tag).
+    pub reference: Option<String>,
+    /// Show all images (default hides intermediate images).
+    pub all: bool,
+    /// Show digests.
+    pub digests: bool,
+    /// Filter output based on conditions provided (reference=PATTERN, dangling=BOOL, label=KEY[=VALUE], before=IMAGE, since=IMAGE).
+    #[serde(deserialize_with = "super::one_or_many")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
+    pub format: Option<String>,
+    /// Don't truncate output.
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    pub quiet: bool,
+}
 
 const DEFAULT_TABLE: &str = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
 const DIGESTS_TABLE: &str =
@@ -70,23 +90,27 @@ struct Filters {
     since: Option<DateTime<FixedOffset>>,
 }
 
-fn parse_filters(args: &ImagesArgs, images: &[StoredImage]) -> anyhow::Result<Filters> {
+fn parse_filters(args: &ImagesRequest, images: &[StoredImage]) -> Result<Filters, CommandError> {
     let mut f = Filters::default();
-    let created_of = |q: &str| -> anyhow::Result<Option<DateTime<FixedOffset>>> {
+    let created_of = |q: &str| -> Result<Option<DateTime<FixedOffset>>, CommandError> {
         let img = lookup_in(images, q)?;
         Ok(img.image.config().created().as_deref().and_then(parse_time))
     };
     for raw in &args.filter {
-        let (key, value) = raw
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        let (key, value) = raw.split_once('=').ok_or_else(|| {
+            CommandError::Invalid("bad format of filter (expected name=value)".into())
+        })?;
         match key {
             "reference" => f.references.push(value.to_string()),
             "dangling" => {
                 f.dangling = Some(match value.to_ascii_lowercase().as_str() {
                     "true" | "1" => true,
                     "false" | "0" => false,
-                    _ => bail!("invalid filter 'dangling={value}'"),
+                    _ => {
+                        return Err(CommandError::Invalid(format!(
+                            "invalid filter 'dangling={value}'"
+                        )));
+                    }
                 })
             }
             "label" => {
@@ -98,7 +122,7 @@ fn parse_filters(args: &ImagesArgs, images: &[StoredImage]) -> anyhow::Result<Fi
             }
             "before" => f.before = created_of(value)?,
             "since" => f.since = created_of(value)?,
-            _ => bail!("invalid filter '{key}'"),
+            _ => return Err(CommandError::Invalid(format!("invalid filter '{key}'"))),
         }
     }
     if let Some(r) = &args.reference {
@@ -107,8 +131,13 @@ fn parse_filters(args: &ImagesArgs, images: &[StoredImage]) -> anyhow::Result<Fi
     Ok(f)
 }
 
-/// Runs `images`.
-pub fn run(store: &Store, args: &ImagesArgs) -> anyhow::Result<()> {
+/// Runs `images`; the outputs are the rows.
+pub fn run(
+    ctx: &Context,
+    args: &ImagesRequest,
+    ui: &dyn Ui,
+) -> Result<serde_json::Value, CommandError> {
+    let store = ctx.store()?;
     let stored = store.list()?;
     let filters = parse_filters(args, &stored)?;
     let mut listed: Vec<Listed> = Vec::new();
@@ -159,12 +188,13 @@ pub fn run(store: &Store, args: &ImagesArgs) -> anyhow::Result<()> {
             });
         }
     }
-    let mut out = std::io::stdout().lock();
+    let outputs = serde_json::json!({ "images": &rows });
+    let mut out = ui.stdout();
     if args.quiet {
         for r in &rows {
             writeln!(out, "{}", r.id)?;
         }
-        return Ok(());
+        return Ok(outputs);
     }
     let default = if args.digests {
         DIGESTS_TABLE
@@ -173,7 +203,7 @@ pub fn run(store: &Store, args: &ImagesArgs) -> anyhow::Result<()> {
     };
     let fmt = OutputFormat::parse(args.format.as_deref());
     format::write_rows(&mut out, &fmt, default, HEADERS, &rows)?;
-    Ok(())
+    Ok(outputs)
 }
 
 /// Applies the filters; a reference filter also narrows the names shown.

@@ -3,24 +3,45 @@
 use std::fs::File;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
 
-use strata::copy::{self, CopyOptions, Copyable};
-use strata::progress::Silent;
-use strata::reference::{self, Reference};
-use strata::transport::Sink;
-use strata::transport::archive::{ArchiveSink, OutputCompression};
-use strata::transport::store::{LookupError, Store, StoredImage, Target, lookup_in, temp_path};
+use crate::copy::{self, CopyOptions};
+use crate::progress::Silent;
+use crate::reference::{self, Reference};
+use crate::transport::Sink;
+use crate::transport::archive::{ArchiveSink, OutputCompression};
+use crate::transport::store::{LookupError, Store, StoredImage, lookup_in, temp_path};
 
-use crate::cli::args::SaveArgs;
+use super::{CommandError, Context, Ui};
+
+/// `save [OPTIONS] IMAGE [IMAGE...]`
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveRequest {
+    /// The images (`image: X` for one).
+    #[serde(alias = "image", deserialize_with = "super::one_or_many")]
+    pub images: Vec<String>,
+    /// Write to a file, instead of STDOUT.
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+    /// Compress the archive: none, gzip or zstd (default: from the output's extension).
+    #[serde(default)]
+    pub compress: Option<String>,
+}
 
 /// Runs `save`: the named images into one archive, each blob once.
-pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
+pub fn run(
+    ctx: &Context,
+    args: &SaveRequest,
+    _ui: &dyn Ui,
+) -> Result<serde_json::Value, CommandError> {
+    let store = ctx.store()?;
     let compression = match &args.compress {
-        Some(c) => OutputCompression::parse(c)
-            .ok_or_else(|| anyhow!("invalid --compress {c:?}: use none, gzip or zstd"))?,
+        Some(c) => OutputCompression::parse(c).ok_or_else(|| {
+            CommandError::Invalid(format!("invalid --compress {c:?}: use none, gzip or zstd"))
+        })?,
         None => args.output.as_ref().map_or(OutputCompression::None, |p| {
             OutputCompression::from_file_name(&p.to_string_lossy())
         }),
@@ -34,8 +55,8 @@ pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
                 _ => Path::new("."),
             };
             let tmp = temp_path(dir, ".strata-save");
-            let file =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file = File::create(&tmp)
+                .map_err(|e| CommandError::io(format!("cannot create {}", tmp.display()), e))?;
             let result = write(
                 store,
                 &selected,
@@ -45,16 +66,18 @@ pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
             )
             .and_then(|()| {
                 std::fs::rename(&tmp, path)
-                    .with_context(|| format!("cannot write {}", path.display()))
+                    .map_err(|e| CommandError::io(format!("cannot write {}", path.display()), e))
             });
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
-            result
+            result?;
         }
         None => {
             if std::io::stdout().is_terminal() {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+                return Err(CommandError::Invalid(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+                ));
             }
             // A file on fd 1 rather than Rust's line-buffered stdout.
             let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
@@ -64,9 +87,23 @@ pub fn run(store: &Store, args: &SaveArgs) -> anyhow::Result<()> {
                 "standard output",
                 File::from(fd),
                 compression,
-            )
+            )?;
         }
     }
+    let saved: Vec<String> = selected
+        .iter()
+        .flat_map(|(image, names)| {
+            if names.is_empty() {
+                vec![image.id().to_string()]
+            } else {
+                names.iter().map(|n| n.to_string()).collect()
+            }
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "output": args.output.as_ref().map(|p| p.display().to_string()),
+        "images": saved,
+    }))
 }
 
 fn write(
@@ -75,34 +112,20 @@ fn write(
     name: &str,
     out: File,
     compression: OutputCompression,
-) -> anyhow::Result<()> {
+) -> Result<(), CommandError> {
     let sink = ArchiveSink::new(name, out, compression);
     let options = CopyOptions {
         parallelism: 1,
         ..CopyOptions::default()
     };
     for (image, names) in selected {
-        let what = copyable(store, image)?;
+        // An index travels whole when all its children are here; otherwise
+        // the child this host uses.
+        let (what, _cut) = store.copyable(image)?;
         copy::copy(store, &sink, &what, names, &options, &Silent)?;
     }
     sink.commit()?;
     Ok(())
-}
-
-/// An index travels whole when all its children are here; otherwise only
-/// the child this host would use.
-fn copyable(store: &Store, image: &StoredImage) -> anyhow::Result<Copyable> {
-    if let Target::Index(index) = &image.target {
-        let mut children = Vec::new();
-        for child in index.children() {
-            if !store.has_blob(child.digest()) {
-                return Ok(Copyable::Image(Box::new(image.image.clone())));
-            }
-            children.push(store.load_image(store.read_manifest(child)?)?);
-        }
-        return Ok(Copyable::Index(index.clone(), children));
-    }
-    Ok(Copyable::Image(Box::new(image.image.clone())))
 }
 
 /// docker's rules for what `save NAME` means: a name without tag saves
@@ -110,7 +133,7 @@ fn copyable(store: &Store, image: &StoredImage) -> anyhow::Result<Copyable> {
 fn select<'a>(
     images: &'a [StoredImage],
     queries: &[String],
-) -> anyhow::Result<Vec<(&'a StoredImage, Vec<Reference>)>> {
+) -> Result<Vec<(&'a StoredImage, Vec<Reference>)>, CommandError> {
     let mut out: Vec<(&StoredImage, Vec<Reference>)> = Vec::new();
     let mut add = |image: &'a StoredImage, name: Option<Reference>| {
         let pos = match out

@@ -1,12 +1,33 @@
 //! `strata history IMAGE`
 
-use serde::Serialize;
+use std::io::Write;
 
-use strata::format::{self, OutputFormat};
-use strata::transport::store::Store;
+use serde::{Deserialize, Serialize};
 
-use crate::cli::args::HistoryArgs;
-use crate::cli::cmd::images::parse_time;
+use crate::format::{self, OutputFormat};
+
+use super::images::parse_time;
+use super::{CommandError, Context, Ui};
+
+/// `history [OPTIONS] IMAGE`
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    /// The image.
+    pub image: String,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Print sizes and dates in human readable format.
+    #[serde(default = "super::yes")]
+    pub human: bool,
+    /// Don't truncate output.
+    #[serde(default)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[serde(default)]
+    pub quiet: bool,
+}
 
 const DEFAULT_TABLE: &str = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
 const HEADERS: &[(&str, &str)] = &[
@@ -34,7 +55,12 @@ struct Row {
 /// Runs `history`: one row per config history entry, newest first; the
 /// top row carries the image ID, the rest `<missing>`, as for any image
 /// docker did not build itself.
-pub fn run(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
+pub fn run(
+    ctx: &Context,
+    args: &HistoryRequest,
+    ui: &dyn Ui,
+) -> Result<serde_json::Value, CommandError> {
+    let store = ctx.store()?;
     let found = store.lookup(&args.image)?;
     let image = &found.image;
     let mut layer_sizes = Vec::new();
@@ -90,13 +116,13 @@ pub fn run(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
             format::truncate_id(image.id().as_ref())
         };
     }
-    let mut out = std::io::stdout().lock();
+    let outputs = serde_json::json!({ "id": image.id().to_string(), "history": &rows });
+    let mut out = ui.stdout();
     if args.quiet {
-        use std::io::Write;
         for r in &rows {
             writeln!(out, "{}", r.id)?;
         }
-        return Ok(());
+        return Ok(outputs);
     }
     let fmt = OutputFormat::parse(args.format.as_deref());
     // Without -H the CREATED column holds timestamps, and docker says so.
@@ -111,5 +137,5 @@ pub fn run(store: &Store, args: &HistoryArgs) -> anyhow::Result<()> {
         })
         .collect();
     format::write_rows(&mut out, &fmt, DEFAULT_TABLE, &headers, &rows)?;
-    Ok(())
+    Ok(outputs)
 }

@@ -3,14 +3,57 @@
 
 use std::io::Read;
 
-use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use strata::format::{self, OutputFormat};
-use strata::transport::registry::{catalog, client};
+use crate::format::{self, OutputFormat};
+use crate::transport::registry::{catalog, client};
 
-use crate::cli::args::SearchArgs;
-use crate::cli::cmd::registry::Registries;
+use super::{CommandError, Context, Ui};
+
+/// `search [OPTIONS] TERM`
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// What to look for; `HOST[:PORT]/TERM` searches that registry's catalog.
+    pub term: String,
+    /// Filter output based on conditions provided (stars=N, is-official=BOOL, is-automated=BOOL).
+    #[serde(default, deserialize_with = "super::one_or_many")]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Max number of search results.
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// Don't truncate output.
+    #[serde(default)]
+    pub no_trunc: bool,
+}
+
+fn default_limit() -> usize {
+    25
+}
+
+/// Search errors that are not the registry's.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The search service could not be reached or answered badly.
+    #[error("{what}: {detail}")]
+    Service {
+        /// What failed, with the service's address.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The search service answered with an error status.
+    #[error("the search service at {base} answered HTTP {status}")]
+    Status {
+        /// The service's address.
+        base: String,
+        /// The HTTP status.
+        status: u16,
+    },
+}
 
 const DEFAULT_TABLE: &str =
     "{{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}\t{{.IsAutomated}}";
@@ -34,7 +77,7 @@ struct HubResults {
     results: Vec<HubResult>,
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone)]
 struct HubResult {
     name: String,
     #[serde(default)]
@@ -64,26 +107,26 @@ struct Filters {
     automated: Option<bool>,
 }
 
-fn parse_filters(raw: &[String]) -> anyhow::Result<Filters> {
+fn parse_filters(raw: &[String]) -> Result<Filters, CommandError> {
     let mut f = Filters::default();
     for r in raw {
-        let (k, v) = r
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        let (k, v) = r.split_once('=').ok_or_else(|| {
+            CommandError::Invalid("bad format of filter (expected name=value)".into())
+        })?;
         let bool_of = |v: &str| match v.to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            _ => Err(anyhow!("invalid filter '{k}={v}'")),
+            _ => Err(CommandError::Invalid(format!("invalid filter '{k}={v}'"))),
         };
         match k {
             "stars" => {
                 f.stars = v
                     .parse()
-                    .map_err(|_| anyhow!("invalid filter 'stars={v}'"))?
+                    .map_err(|_| CommandError::Invalid(format!("invalid filter 'stars={v}'")))?
             }
             "is-official" => f.official = Some(bool_of(v)?),
             "is-automated" => f.automated = Some(bool_of(v)?),
-            _ => bail!("invalid filter '{k}'"),
+            _ => return Err(CommandError::Invalid(format!("invalid filter '{k}'"))),
         }
     }
     Ok(f)
@@ -95,15 +138,24 @@ fn registry_term(term: &str) -> Option<(&str, &str)> {
     (first.contains('.') || first.contains(':') || first == "localhost").then_some((first, rest))
 }
 
-/// Runs `search`.
-pub fn run(registries: &Registries, args: &SearchArgs) -> anyhow::Result<()> {
+/// Runs `search`. The outputs: `results`, each with `name`,
+/// `description`, `star_count`, `is_official` and `is_automated` (for a
+/// registry's catalog, `name` is the full repository name to pull).
+pub fn run(
+    ctx: &Context,
+    args: &SearchRequest,
+    ui: &dyn Ui,
+) -> Result<serde_json::Value, CommandError> {
     if args.limit < 1 || args.limit > 100 {
-        bail!("Limit {} is outside the range of [1, 100]", args.limit);
+        return Err(CommandError::Invalid(format!(
+            "Limit {} is outside the range of [1, 100]",
+            args.limit
+        )));
     }
     let filters = parse_filters(&args.filter)?;
     let results = match registry_term(&args.term) {
         Some((registry, term)) if registry != "docker.io" && registry != "index.docker.io" => {
-            let client = registries.client(registry)?;
+            let client = ctx.registries().client(registry)?;
             catalog(&client)?
                 .into_iter()
                 .filter(|repo| repo.contains(term))
@@ -118,12 +170,16 @@ pub fn run(registries: &Registries, args: &SearchArgs) -> anyhow::Result<()> {
         }
         other => hub_search(other.map_or(args.term.as_str(), |(_, t)| t), args.limit)?,
     };
-    let rows: Vec<Row> = results
+    let kept: Vec<HubResult> = results
         .into_iter()
         .filter(|r| r.star_count >= filters.stars)
         .filter(|r| filters.official.is_none_or(|o| o == r.is_official))
         .filter(|r| filters.automated.is_none_or(|a| a == r.is_automated))
         .take(args.limit)
+        .collect();
+    let outputs = serde_json::json!({ "results": &kept });
+    let rows: Vec<Row> = kept
+        .into_iter()
         .map(|r| {
             let desc = r.description.replace(['\n', '\r'], " ");
             Row {
@@ -148,38 +204,44 @@ pub fn run(registries: &Registries, args: &SearchArgs) -> anyhow::Result<()> {
         })
         .collect();
     let fmt = OutputFormat::parse(args.format.as_deref());
-    let mut out = std::io::stdout().lock();
+    let mut out = ui.stdout();
     format::write_rows(&mut out, &fmt, DEFAULT_TABLE, HEADERS, &rows)?;
-    Ok(())
+    Ok(outputs)
 }
 
-fn hub_search(term: &str, limit: usize) -> anyhow::Result<Vec<HubResult>> {
+fn hub_search(term: &str, limit: usize) -> Result<Vec<HubResult>, SearchError> {
     let base = hub_base();
     let url = format!(
         "{}/v1/search?q={}&n={limit}",
         base.trim_end_matches('/'),
         client::url_escape(term)
     );
+    let fail = |what: String, detail: String| SearchError::Service { what, detail };
     let client = reqwest::blocking::Client::builder()
         .user_agent(format!("strata/{}", env!("CARGO_PKG_VERSION")))
         .build()
-        .context("cannot set up HTTP")?;
-    let resp = client
-        .get(&url)
-        .send()
-        .with_context(|| format!("cannot reach the search service at {base}"))?;
+        .map_err(|e| fail("cannot set up HTTP".into(), e.to_string()))?;
+    let resp = client.get(&url).send().map_err(|e| {
+        fail(
+            format!("cannot reach the search service at {base}"),
+            e.to_string(),
+        )
+    })?;
     if !resp.status().is_success() {
-        bail!(
-            "the search service at {base} answered HTTP {}",
-            resp.status().as_u16()
-        );
+        return Err(SearchError::Status {
+            base,
+            status: resp.status().as_u16(),
+        });
     }
     let mut body = Vec::new();
     resp.take(16 << 20)
         .read_to_end(&mut body)
-        .context("reading search results")?;
-    let parsed: HubResults = serde_json::from_slice(&body).with_context(|| {
-        format!("the search service at {base} answered something that is not search results")
+        .map_err(|e| fail("reading search results".into(), e.to_string()))?;
+    let parsed: HubResults = serde_json::from_slice(&body).map_err(|e| {
+        fail(
+            format!("the search service at {base} answered something that is not search results"),
+            e.to_string(),
+        )
     })?;
     Ok(parsed.results)
 }

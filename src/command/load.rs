@@ -1,36 +1,53 @@
 //! `strata load [-i FILE]`
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
-use anyhow::bail;
+use serde::Deserialize;
 
-use strata::copy::{self, CopyOptions, Copyable};
-use strata::progress::{Progress, Silent};
-use strata::transport::Sink;
-use strata::transport::archive::{ArchiveSource, Input};
-use strata::transport::store::Store;
+use crate::copy::{self, CopyOptions, Copyable};
+use crate::progress::Silent;
+use crate::transport::Sink;
+use crate::transport::archive::{ArchiveSource, Input};
 
-use crate::cli::args::LoadArgs;
-use crate::cli::progress::{Mode, Transfer, stdout_is_terminal};
+use super::{CommandError, Context, TransferMode, TransferView, Ui};
+
+/// `load [OPTIONS]`
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadRequest {
+    /// Read from tar archive file, instead of STDIN.
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    pub quiet: bool,
+}
 
 /// Runs `load`: every image of the archive goes into the store in one
 /// transaction, then docker's `Loaded image` lines are printed.
-pub fn run(store: &Store, args: &LoadArgs) -> anyhow::Result<()> {
+pub fn run(
+    ctx: &Context,
+    args: &LoadRequest,
+    ui: &dyn Ui,
+) -> Result<serde_json::Value, CommandError> {
+    let store = ctx.store()?;
     let input = match &args.input {
         Some(p) => Input::Path(p.clone()),
         None => {
             if std::io::stdin().is_terminal() {
-                bail!("requested load from stdin, but stdin is empty");
+                return Err(CommandError::Invalid(
+                    "requested load from stdin, but stdin is empty".into(),
+                ));
             }
             Input::Stdin
         }
     };
     let source = ArchiveSource::open(&input, &store.ingest_dir())?;
-    let bars = (!args.quiet && stdout_is_terminal()).then(|| Transfer::new(Mode::Load, true));
-    let progress: &dyn Progress = match &bars {
-        Some(b) => b,
-        None => &Silent,
+    let bars: Box<dyn TransferView> = if args.quiet || !ui.is_terminal() {
+        Box::new(Silent)
+    } else {
+        ui.transfer(TransferMode::Load)
     };
+    let progress = bars.as_ref();
     let sink = store.sink();
     let options = CopyOptions::default();
     for image in source.images() {
@@ -44,11 +61,11 @@ pub fn run(store: &Store, args: &LoadArgs) -> anyhow::Result<()> {
         )?;
     }
     sink.commit()?;
-    if let Some(b) = &bars {
-        b.finish();
-    }
+    bars.finish();
     let changes = sink.name_changes();
-    let mut out = std::io::stdout().lock();
+    let mut out = ui.stdout();
+    let mut loaded = Vec::new();
+    let mut ids = Vec::new();
     for image in source.images() {
         let id = match &image.what {
             Copyable::Image(i) => i.id().clone(),
@@ -57,6 +74,7 @@ pub fn run(store: &Store, args: &LoadArgs) -> anyhow::Result<()> {
                 None => continue,
             },
         };
+        ids.push(id.to_string());
         if image.names.is_empty() {
             writeln!(out, "Loaded image ID: {id}")?;
             continue;
@@ -77,8 +95,9 @@ pub fn run(store: &Store, args: &LoadArgs) -> anyhow::Result<()> {
                 )?;
             }
             writeln!(out, "Loaded image: {}", name.familiar_string())?;
+            loaded.push(name.to_string());
         }
     }
     out.flush()?;
-    Ok(())
+    Ok(serde_json::json!({ "images": loaded, "ids": ids }))
 }
