@@ -31,7 +31,11 @@ impl Ui for Terminal {
         eprintln!("{line}");
     }
 
-    fn transfer(&self, mode: TransferMode) -> Box<dyn TransferView + '_> {
+    fn transfer(&self, mode: TransferMode, shown: bool) -> Box<dyn TransferView + '_> {
+        // docker's load is silent when not on a terminal.
+        if !shown || (mode == TransferMode::Load && !self.terminal) {
+            return Box::new(strata::progress::Silent);
+        }
         Box::new(Transfer::new(mode, self.terminal))
     }
 

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::copy::{self, CopyOptions, Copyable};
-use crate::progress::Silent;
 use crate::transport::Sink;
 use crate::transport::archive::{ArchiveSource, Input};
 
-use super::{CommandError, Context, TransferMode, TransferView, Ui};
+use super::{CommandError, Context, TransferMode, Ui};
 
 /// `load [OPTIONS]`
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
@@ -42,11 +41,7 @@ pub fn run(
         }
     };
     let source = ArchiveSource::open(&input, &store.ingest_dir())?;
-    let bars: Box<dyn TransferView> = if args.quiet || !ui.is_terminal() {
-        Box::new(Silent)
-    } else {
-        ui.transfer(TransferMode::Load)
-    };
+    let bars = ui.transfer(TransferMode::Load, !args.quiet);
     let progress = bars.as_ref();
     let sink = store.sink();
     let options = CopyOptions::default();

@@ -58,8 +58,9 @@ pub trait Ui: Send + Sync {
     fn stdout(&self) -> Box<dyn Write + '_>;
     /// One line on standard error (warnings, per-item errors).
     fn warn(&self, line: &str);
-    /// A progress view for a transfer.
-    fn transfer(&self, mode: TransferMode) -> Box<dyn TransferView + '_>;
+    /// A progress view for a transfer; `shown` is false for a quiet
+    /// command (whose progress a front end may still count).
+    fn transfer(&self, mode: TransferMode, shown: bool) -> Box<dyn TransferView + '_>;
     /// True when standard output is a terminal.
     fn is_terminal(&self) -> bool;
 }
@@ -108,7 +109,7 @@ impl Ui for BufferUi {
             .unwrap_or_else(|p| p.into_inner())
             .push(line.to_string());
     }
-    fn transfer(&self, _: TransferMode) -> Box<dyn TransferView + '_> {
+    fn transfer(&self, _: TransferMode, _: bool) -> Box<dyn TransferView + '_> {
         Box::new(Silent)
     }
     fn is_terminal(&self) -> bool {

@@ -6,12 +6,11 @@ use serde::Deserialize;
 
 use crate::copy::{self, CopyOptions, Copyable};
 use crate::image::Platform;
-use crate::progress::Silent;
 use crate::reference::Reference;
 use crate::transport::registry::{PlatformChoice, Repository};
 use crate::transport::{Sink, TransportError};
 
-use super::{CommandError, Context, TransferMode, TransferView, Ui};
+use super::{CommandError, Context, TransferMode, Ui};
 
 /// `pull [OPTIONS] NAME[:TAG|@DIGEST]`
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -91,11 +90,7 @@ pub fn run(
         .ok()
         .map(|i| i.descriptor.digest().clone());
 
-    let transfer: Box<dyn TransferView> = if args.quiet {
-        Box::new(Silent)
-    } else {
-        ui.transfer(TransferMode::Pull)
-    };
+    let transfer = ui.transfer(TransferMode::Pull, !args.quiet);
     let progress = transfer.as_ref();
     drop(out);
     let sink = store.sink().defer_compressed_scans();

@@ -6,13 +6,12 @@ use std::io::Write;
 use serde::Deserialize;
 
 use crate::copy::{self, CopyOptions, Copyable};
-use crate::progress::Silent;
 use crate::reference::Reference;
 use crate::transport::Sink;
 use crate::transport::registry::{Repository, RepositorySink, UploadOptions};
 use crate::transport::store::{Store, StoredImage};
 
-use super::{CommandError, Context, TransferMode, TransferView, Ui};
+use super::{CommandError, Context, TransferMode, Ui};
 
 /// `push [OPTIONS] NAME[:TAG]`
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -128,11 +127,7 @@ fn push_one(
             name.familiar_string(),
         )));
     }
-    let transfer: Box<dyn TransferView> = if args.quiet {
-        Box::new(Silent)
-    } else {
-        ui.transfer(TransferMode::Push)
-    };
+    let transfer = ui.transfer(TransferMode::Push, !args.quiet);
     {
         let t = &transfer;
         let mut seen = HashSet::new();

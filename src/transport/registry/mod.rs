@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod manifests;
 pub mod settings;
 pub mod tls;
 
