@@ -1,0 +1,4 @@
+//! Pipelines (`strata run PIPELINE.yaml`): reading their YAML with positions
+//! ([`yaml`]) and their `${{ … }}` expressions ([`expr`]).
+
+pub mod yaml;
