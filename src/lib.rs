@@ -12,6 +12,7 @@ pub mod format;
 pub mod image;
 pub mod mount;
 pub mod pipe;
+pub mod pipeline;
 pub mod progress;
 pub mod reference;
 pub mod rootfs;
