@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use oci_spec::image::Descriptor;
 
+use crate::cancel::Cancel;
 use crate::digest::{Digest, VerifyingReader};
 use crate::image::{Image, Index};
 use crate::progress::{BlobKind, Event, Outcome, Progress};
@@ -51,6 +52,8 @@ pub struct CopyOptions {
     pub parallelism: usize,
     /// Attempts per blob for retryable errors.
     pub attempts: u32,
+    /// Stops the copy at the next blob or chunk when set.
+    pub cancel: Cancel,
 }
 
 impl Default for CopyOptions {
@@ -58,6 +61,7 @@ impl Default for CopyOptions {
         CopyOptions {
             parallelism: 3,
             attempts: 3,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -162,6 +166,14 @@ fn transfer_all(
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((d, kind)) = todo.get(i) else { break };
+                    if options.cancel.is_cancelled() {
+                        failed.store(true, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(TransportError::Cancelled);
+                        break;
+                    }
                     if let Err(e) = transfer(source, sink, d, kind, options, progress) {
                         failed.store(true, Ordering::Relaxed);
                         first_error
@@ -210,7 +222,7 @@ fn transfer(
             {
                 return sink.put_blob_file(d, kind, file, &report);
             }
-            let reader = source.open_blob(d)?;
+            let reader = Box::new(options.cancel.reader(source.open_blob(d)?));
             let mut reader: Box<dyn Read + Send + '_> = if sink.verifies_digests() {
                 reader
             } else if source.verified_at_rest() {

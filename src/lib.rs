@@ -4,6 +4,7 @@
 //! one copy engine ([`copy`]). Places images live are in [`transport`]; the
 //! core image types are in [`image`].
 
+pub mod cancel;
 pub mod command;
 pub mod compression;
 pub mod copy;

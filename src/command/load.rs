@@ -44,7 +44,7 @@ pub fn run(
     let bars = ui.transfer(TransferMode::Load, !args.quiet);
     let progress = bars.as_ref();
     let sink = store.sink();
-    let options = CopyOptions::default();
+    let options = ctx.copy_options(CopyOptions::default().parallelism);
     for image in source.images() {
         copy::copy(
             &source,

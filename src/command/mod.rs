@@ -22,10 +22,11 @@ pub mod tag;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
+use crate::cancel::Cancel;
 use crate::progress::{Progress, Silent};
 use crate::transport::registry::Registries;
 use crate::transport::store::Store;
@@ -118,11 +119,14 @@ impl Ui for BufferUi {
 }
 
 /// What every command runs with: the store (opened on first use, so
-/// `search` and `login` never need one) and the registry settings.
+/// `search` and `login` never need one), the registry settings, and a
+/// cancellation flag. Clones share the store and the registry clients.
+#[derive(Clone)]
 pub struct Context {
     root: PathBuf,
-    store: OnceLock<Store>,
-    registries: Registries,
+    store: Arc<OnceLock<Store>>,
+    registries: Arc<Registries>,
+    cancel: Cancel,
 }
 
 impl Context {
@@ -130,8 +134,31 @@ impl Context {
     pub fn new(root: PathBuf, registries: Registries) -> Context {
         Context {
             root,
-            store: OnceLock::new(),
-            registries,
+            store: Arc::new(OnceLock::new()),
+            registries: Arc::new(registries),
+            cancel: Cancel::new(),
+        }
+    }
+
+    /// The same context with its own cancellation flag.
+    pub fn with_cancel(&self, cancel: Cancel) -> Context {
+        Context {
+            cancel,
+            ..self.clone()
+        }
+    }
+
+    /// The flag that stops this context's work.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    /// Copy options for a command: its parallelism, this context's flag.
+    pub fn copy_options(&self, parallelism: usize) -> crate::copy::CopyOptions {
+        crate::copy::CopyOptions {
+            parallelism: parallelism.max(1),
+            cancel: self.cancel.clone(),
+            ..crate::copy::CopyOptions::default()
         }
     }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Deserialize;
 
-use crate::copy::{self, CopyOptions, Copyable};
+use crate::copy::{self, Copyable};
 use crate::image::Platform;
 use crate::reference::Reference;
 use crate::transport::registry::{PlatformChoice, Repository};
@@ -94,10 +94,7 @@ pub fn run(
     let progress = transfer.as_ref();
     drop(out);
     let sink = store.sink().defer_compressed_scans();
-    let options = CopyOptions {
-        parallelism: args.max_concurrent_downloads.max(1),
-        ..CopyOptions::default()
-    };
+    let options = ctx.copy_options(args.max_concurrent_downloads);
     let report = copy::copy(&repo, &sink, &what, &names, &options, progress)?;
     sink.commit()?;
     transfer.finish();

@@ -5,11 +5,11 @@ use std::io::Write;
 
 use serde::Deserialize;
 
-use crate::copy::{self, CopyOptions, Copyable};
+use crate::copy::{self, Copyable};
 use crate::reference::Reference;
 use crate::transport::Sink;
 use crate::transport::registry::{Repository, RepositorySink, UploadOptions};
-use crate::transport::store::{Store, StoredImage};
+use crate::transport::store::StoredImage;
 
 use super::{CommandError, Context, TransferMode, Ui};
 
@@ -98,7 +98,7 @@ pub fn run(
     let registry = parsed.domain().to_string();
     let mut pushed = Vec::new();
     for (name, image) in targets {
-        let top = push_one(store, &repo, &registry, &name, image, args, ui)?;
+        let top = push_one(ctx, &repo, &registry, &name, image, args, ui)?;
         pushed.push(serde_json::json!({
             "reference": name.to_string(),
             "digest": top.digest.to_string(),
@@ -111,7 +111,7 @@ pub fn run(
 }
 
 fn push_one(
-    store: &Store,
+    ctx: &Context,
     repo: &Repository,
     registry: &str,
     name: &Reference,
@@ -119,6 +119,7 @@ fn push_one(
     args: &PushRequest,
     ui: &dyn Ui,
 ) -> Result<crate::image::RawManifest, CommandError> {
+    let store = ctx.store()?;
     let (what, cut) = store.copyable(image)?;
     if cut {
         // Pushing one platform under the tag would change what it names.
@@ -160,10 +161,7 @@ fn push_one(
             chunk: size,
         });
     }
-    let options = CopyOptions {
-        parallelism: args.max_concurrent_uploads.max(1),
-        ..CopyOptions::default()
-    };
+    let options = ctx.copy_options(args.max_concurrent_uploads);
     copy::copy(
         store,
         &sink,

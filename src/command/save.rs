@@ -63,6 +63,7 @@ pub fn run(
                 &path.display().to_string(),
                 file,
                 compression,
+                &ctx.copy_options(1),
             )
             .and_then(|()| {
                 std::fs::rename(&tmp, path)
@@ -87,6 +88,7 @@ pub fn run(
                 "standard output",
                 File::from(fd),
                 compression,
+                &ctx.copy_options(1),
             )?;
         }
     }
@@ -112,17 +114,14 @@ fn write(
     name: &str,
     out: File,
     compression: OutputCompression,
+    options: &CopyOptions,
 ) -> Result<(), CommandError> {
     let sink = ArchiveSink::new(name, out, compression);
-    let options = CopyOptions {
-        parallelism: 1,
-        ..CopyOptions::default()
-    };
     for (image, names) in selected {
         // An index travels whole when all its children are here; otherwise
         // the child this host uses.
         let (what, _cut) = store.copyable(image)?;
-        copy::copy(store, &sink, &what, names, &options, &Silent)?;
+        copy::copy(store, &sink, &what, names, options, &Silent)?;
     }
     sink.commit()?;
     Ok(())

@@ -65,6 +65,9 @@ pub enum TransportError {
     /// An archive could not be read or written.
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    /// The operation was cancelled (a pipeline step's timeout passed).
+    #[error("cancelled")]
+    Cancelled,
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {
