@@ -1,7 +1,9 @@
 //! Places images come from and go to. Each is a [`Source`], a [`Sink`] or
 //! both; the copy engine ([`crate::copy`]) joins them.
 
+pub mod address;
 pub mod archive;
+pub mod layout;
 pub mod registry;
 pub mod store;
 
@@ -65,6 +67,9 @@ pub enum TransportError {
     /// An archive could not be read or written.
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    /// An OCI image layout could not be read or written.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {
