@@ -261,4 +261,6 @@ fn labels(candidates: &[Candidate<'_>]) -> String {
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
