@@ -133,7 +133,9 @@ fn images_are_chosen_by_tag_full_name_or_alone() {
     );
     let e = pick(None).unwrap_err().to_string();
     assert!(
-        e.ends_with("holds 2 images (1, 2); name the one to use"),
+        e.ends_with(
+            "holds 2 images (1 (example.com/a:1), 2 (example.com/b:2)); name the one to use"
+        ),
         "{e}"
     );
     let e = pick(Some("example.com/c:3")).unwrap_err().to_string();

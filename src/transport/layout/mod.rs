@@ -188,13 +188,14 @@ impl<'a> Candidate<'a> {
         }
     }
 
+    /// How the image is named in messages: the ref name one would type,
+    /// with the full name beside it when that says more.
     fn label(&self) -> String {
-        match self.ref_names.first() {
-            Some(n) => n.clone(),
-            None => match self.names.first() {
-                Some(n) => n.to_string(),
-                None => format!("unnamed {}", self.digest),
-            },
+        match (self.ref_names.first(), self.names.first()) {
+            (Some(r), Some(n)) if *r != n.to_string() => format!("{r} ({n})"),
+            (Some(r), _) => r.clone(),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => format!("unnamed {}", self.digest),
         }
     }
 }

@@ -521,8 +521,10 @@ impl Drop for LayoutSink {
         if *lock(&self.committed) {
             return;
         }
+        // A lock file left by a failed commit stays: removing it could let
+        // a process waiting on the old file and one making a new file both
+        // hold "the" lock.
         if self.made.private {
-            let _ = fs::remove_file(private.join("lock"));
             let _ = fs::remove_dir(&private);
         }
         if self.made.dir {

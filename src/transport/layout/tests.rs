@@ -497,3 +497,61 @@ fn commit_refuses_to_name_a_manifest_whose_blobs_vanished() {
     assert!(matches!(e, TransportError::BlobNotFound { .. }), "{e}");
     assert!(LayoutSource::open(&dir).unwrap().entries().is_empty());
 }
+
+#[test]
+fn concurrent_commits_each_keep_their_name_and_index_json_is_replaced_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let from = t.path().join("from");
+    std::fs::create_dir_all(&from).unwrap();
+    let images: Vec<_> = (0..6)
+        .map(|i| image_blobs(&from, "amd64", &[&format!("payload {i}")]))
+        .collect();
+    layout(
+        &from,
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, m)| entry(m, Some(&format!("n{i}"))))
+            .collect(),
+    );
+    let src = LayoutSource::open(&from).unwrap();
+    let to = t.path().join("to");
+    layout(&to, vec![]);
+    // Held open, the old file keeps its inode (and its number) alive.
+    let mut old = std::fs::File::open(to.join("index.json")).unwrap();
+    let old_bytes = std::fs::read(to.join("index.json")).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..images.len() {
+            let (src, to) = (&src, &to);
+            s.spawn(move || {
+                let name = format!("n{i}");
+                let sink = LayoutSink::create(to)
+                    .unwrap()
+                    .with_reference(&name)
+                    .unwrap();
+                copy_into(src, &sink, &src.resolve(Some(&name), &host()).unwrap(), &[]);
+            });
+        }
+    });
+    let mut names = ref_names(&to);
+    names.sort();
+    assert_eq!(names, ["n0", "n1", "n2", "n3", "n4", "n5"]);
+    // Written beside and renamed over, never rewritten in place.
+    assert_ne!(
+        std::fs::metadata(to.join("index.json")).unwrap().ino(),
+        old.metadata().unwrap().ino()
+    );
+    let mut still = Vec::new();
+    std::io::Read::read_to_end(&mut old, &mut still).unwrap();
+    assert_eq!(still, old_bytes);
+    let back = LayoutSource::open(&to).unwrap();
+    for (i, m) in images.iter().enumerate() {
+        assert_eq!(
+            back.resolve(Some(&format!("n{i}")), &host())
+                .unwrap()
+                .digest(),
+            &m.digest
+        );
+    }
+}
