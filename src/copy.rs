@@ -16,6 +16,7 @@ use crate::digest::{Digest, VerifyingReader};
 use crate::image::{Image, Index};
 use crate::progress::{BlobKind, Event, Outcome, Progress};
 use crate::reference::Reference;
+use crate::transport::registry::PlatformChoice;
 use crate::transport::{Presence, Sink, Source, TransportError};
 
 /// What to copy: one image, or an index with the children to carry.
@@ -42,6 +43,40 @@ impl Copyable {
             Copyable::Image(i) => std::slice::from_ref(&**i),
             Copyable::Index(_, children) => children,
         }
+    }
+
+    /// Applies a platform choice to an index whose children are all at
+    /// hand: one platform keeps only that child (the index is dropped, as
+    /// a pull of one platform does); all keeps everything. An image passes
+    /// through unchanged. `place` names the source in the error.
+    pub fn choose(self, choice: &PlatformChoice, place: &str) -> Result<Copyable, TransportError> {
+        let (index, children, want) = match (self, choice) {
+            (Copyable::Index(index, children), PlatformChoice::One(want)) => {
+                (index, children, want)
+            }
+            (other, _) => return Ok(other),
+        };
+        let no_platform = || TransportError::NoPlatform {
+            place: place.to_string(),
+            wanted: want.to_string(),
+            available: platform_list(&index),
+        };
+        let chosen = index.select(want).ok_or_else(no_platform)?;
+        children
+            .into_iter()
+            .find(|c| &c.manifest().digest == chosen.digest())
+            .map(|c| Copyable::Image(Box::new(c)))
+            .ok_or_else(no_platform)
+    }
+}
+
+/// An index's platforms as one line for messages.
+pub(crate) fn platform_list(index: &Index) -> String {
+    let all: Vec<String> = index.platforms().iter().map(|p| p.to_string()).collect();
+    if all.is_empty() {
+        "none".into()
+    } else {
+        all.join(", ")
     }
 }
 

@@ -342,6 +342,13 @@ impl Index {
     pub fn children(&self) -> &[Descriptor] {
         self.parsed.manifests()
     }
+    /// The platforms the children declare, as `os/arch[/variant]`, for messages.
+    pub fn platforms(&self) -> Vec<Platform> {
+        self.children()
+            .iter()
+            .filter_map(|d| d.platform().as_ref().map(Platform::from_oci))
+            .collect()
+    }
     /// The child that best fits `want`: an exact match (variant included when
     /// asked for), else the same OS and architecture.
     pub fn select(&self, want: &Platform) -> Option<&Descriptor> {

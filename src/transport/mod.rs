@@ -1,7 +1,9 @@
 //! Places images come from and go to. Each is a [`Source`], a [`Sink`] or
 //! both; the copy engine ([`crate::copy`]) joins them.
 
+pub mod address;
 pub mod archive;
+pub mod layout;
 pub mod registry;
 pub mod store;
 
@@ -68,6 +70,9 @@ pub enum TransportError {
     /// The operation was cancelled (a pipeline step's timeout passed).
     #[error("cancelled")]
     Cancelled,
+    /// An OCI image layout could not be read or written.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {

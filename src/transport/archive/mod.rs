@@ -1,16 +1,18 @@
-//! The `docker save` archive: docker's current layout (an OCI layout plus
-//! `manifest.json` and `repositories`) on output; that, the legacy layout
-//! (`<id>/layer.tar` and `<id>.json` named by `manifest.json`) and plain OCI
-//! archives on input, compressed or not.
+//! Image archives: docker's current `docker save` layout (an OCI layout
+//! plus `manifest.json` and `repositories`) or a plain OCI archive on
+//! output; those, the legacy layout (`<id>/layer.tar` and `<id>.json` named
+//! by `manifest.json`) and plain OCI archives on input, compressed or not.
 
 mod members;
 mod read;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::io;
 
 pub use read::{ArchiveImage, ArchiveSource, Input};
-pub use write::{ArchiveSink, OutputCompression};
+pub use write::{ArchiveLayout, ArchiveSink, OutputCompression};
 
 /// Errors reading or writing an archive. `archive` names the file (or
 /// "standard input") so every message says which archive was at fault.
@@ -81,6 +83,34 @@ pub enum ArchiveError {
         member: String,
         /// What the parser said.
         reason: String,
+    },
+    /// No image in the archive carries the name asked for.
+    #[error("{archive}: no image named {reference:?} (the archive has {available})")]
+    NoImage {
+        /// The archive.
+        archive: String,
+        /// The name asked for.
+        reference: String,
+        /// The names it has, for the message.
+        available: String,
+    },
+    /// No name was given and the archive holds several images.
+    #[error("{archive} holds {count} images ({names}); name the one to use")]
+    Ambiguous {
+        /// The archive.
+        archive: String,
+        /// How many images.
+        count: usize,
+        /// Their names, for the message.
+        names: String,
+    },
+    /// A name that the OCI annotation grammar does not allow.
+    #[error("{archive}: invalid image name {name:?} for an OCI archive")]
+    InvalidRefName {
+        /// The archive.
+        archive: String,
+        /// The name.
+        name: String,
     },
     /// The archive holds something strata cannot carry.
     #[error("{archive}: {reason}")]

@@ -15,7 +15,9 @@ use crate::copy::Copyable;
 use crate::digest::{self, Digest, Hasher};
 use crate::image::{self, Image, Index, ManifestKind, RawManifest, sniff_media_type};
 use crate::reference::Reference;
-use crate::transport::store::entry_name;
+use crate::transport::layout::{Candidate, LayoutError, choose};
+use crate::transport::registry::PlatformChoice;
+use crate::transport::store::{ANNOTATION_REF_NAME, entry_name};
 use crate::transport::{BlobReader, Source, TransportError};
 
 use super::ArchiveError;
@@ -37,6 +39,9 @@ pub struct ArchiveImage {
     pub what: Copyable,
     /// Its names (`RepoTags` of `manifest.json`, or index annotations).
     pub names: Vec<Reference>,
+    /// The `org.opencontainers.image.ref.name` annotations of its
+    /// `index.json` entries, as written (a bare tag such as `v1` from skopeo).
+    pub ref_names: Vec<String>,
 }
 
 /// An archive opened for reading: its member table and the images it holds.
@@ -138,6 +143,51 @@ impl ArchiveSource {
         &self.images
     }
 
+    /// The image `reference` names, for one platform or all: matched
+    /// against `org.opencontainers.image.ref.name` as written (`v1`), then
+    /// as a normalised reference (`debian:bookworm` finds
+    /// `docker.io/library/debian:bookworm`, from `manifest.json` or the
+    /// index), then as a manifest digest; without a reference, the archive
+    /// must hold exactly one image. An index gives the child `choice` picks,
+    /// or stays whole with every child.
+    pub fn resolve(
+        &self,
+        reference: Option<&str>,
+        choice: &PlatformChoice,
+    ) -> Result<Copyable, TransportError> {
+        let candidates: Vec<Candidate<'_>> = self
+            .images
+            .iter()
+            .map(|i| Candidate {
+                ref_names: i.ref_names.clone(),
+                names: i.names.clone(),
+                digest: i.what.digest(),
+            })
+            .collect();
+        let archive = self.name.clone();
+        let at = choose(Path::new(&self.name), &candidates, reference).map_err(|e| match e {
+            LayoutError::NotFound {
+                reference,
+                available,
+                ..
+            } => ArchiveError::NoImage {
+                archive,
+                reference,
+                available,
+            },
+            LayoutError::Ambiguous { count, names, .. } => ArchiveError::Ambiguous {
+                archive,
+                count,
+                names,
+            },
+            other => ArchiveError::NotAnArchive {
+                archive,
+                reason: other.to_string(),
+            },
+        })?;
+        self.images[at].what.clone().choose(choice, &self.place())
+    }
+
     /// How the archive itself was compressed.
     pub fn compression(&self) -> Compression {
         self.compression
@@ -184,18 +234,25 @@ impl ArchiveSource {
         if let Some(index) = &index {
             for d in index.manifests() {
                 let name = entry_name(d);
+                let ref_name = d
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION_REF_NAME))
+                    .cloned();
                 if let Some(known) = self
                     .images
                     .iter_mut()
                     .find(|i| i.what.digest() == d.digest())
                 {
                     known.names.extend(name);
+                    known.ref_names.extend(ref_name);
                     continue;
                 }
                 let what = self.oci_copyable(d, "index.json")?;
                 self.images.push(ArchiveImage {
                     what,
                     names: name.into_iter().collect(),
+                    ref_names: ref_name.into_iter().collect(),
                 });
             }
         }
@@ -225,6 +282,7 @@ impl ArchiveSource {
                     None => self.images.push(ArchiveImage {
                         what: Copyable::Image(Box::new(image)),
                         names,
+                        ref_names: Vec::new(),
                     }),
                 }
             }

@@ -1,6 +1,8 @@
-//! Writing `docker save` archives in docker's current layout: an OCI image
-//! layout (`oci-layout`, `index.json`, `blobs/`) plus `manifest.json` and
-//! `repositories`, which docker before 25 loads through `manifest.json`.
+//! Writing image archives: `docker save` archives in docker's current
+//! layout, an OCI image layout (`oci-layout`, `index.json`, `blobs/`) plus
+//! `manifest.json` and `repositories`, which docker before 25 loads through
+//! `manifest.json`; or plain OCI archives (skopeo's `oci-archive:`), the
+//! same without docker's two files.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Write};
@@ -13,6 +15,7 @@ use crate::digest::Digest;
 use crate::image::{self, Index, ManifestKind, Platform, RawManifest};
 use crate::progress::BlobKind;
 use crate::reference::Reference;
+use crate::transport::layout::{OCI_LAYOUT_FILE, is_ref_name};
 use crate::transport::store::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use crate::transport::{Presence, Sink, TransportError};
 
@@ -50,6 +53,17 @@ impl OutputCompression {
             Self::None
         }
     }
+}
+
+/// Which kind of archive to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArchiveLayout {
+    /// docker 25's `docker save` layout: an OCI layout plus `manifest.json`
+    /// and `repositories`.
+    #[default]
+    Docker,
+    /// A tar of a plain OCI image layout (skopeo's `oci-archive:`).
+    Oci,
 }
 
 type Out = std::fs::File;
@@ -106,6 +120,8 @@ struct State {
 /// [`Sink::commit`], which ends the archive.
 pub struct ArchiveSink {
     name: String,
+    layout: ArchiveLayout,
+    reference: Option<String>,
     state: Mutex<State>,
 }
 
@@ -131,6 +147,8 @@ impl ArchiveSink {
         };
         ArchiveSink {
             name: name.into(),
+            layout: ArchiveLayout::Docker,
+            reference: None,
             state: Mutex::new(State {
                 out: Some(encoder),
                 written: HashSet::new(),
@@ -142,6 +160,27 @@ impl ArchiveSink {
                 repositories: BTreeMap::new(),
             }),
         }
+    }
+
+    /// Writes `layout` instead of docker's.
+    pub fn with_layout(mut self, layout: ArchiveLayout) -> ArchiveSink {
+        self.layout = layout;
+        self
+    }
+
+    /// Names every top-level image `reference` in `index.json`, verbatim
+    /// (skopeo's `oci-archive:FILE:REF`), instead of the tags of the names
+    /// it is given; a later image with it takes it from an earlier one.
+    /// `manifest.json` still lists the names.
+    pub fn with_reference(mut self, reference: &str) -> Result<ArchiveSink, ArchiveError> {
+        if !is_ref_name(reference) {
+            return Err(ArchiveError::InvalidRefName {
+                archive: self.name.clone(),
+                name: reference.to_string(),
+            });
+        }
+        self.reference = Some(reference.to_string());
+        Ok(self)
     }
 
     fn io(&self, e: io::Error) -> TransportError {
@@ -359,10 +398,14 @@ impl Sink for ArchiveSink {
             }
         };
         let tags: Vec<&Reference> = names.iter().filter(|n| n.tag().is_some()).collect();
-        if tags.is_empty() && !names.is_empty() {
+        if let Some(r) = &self.reference {
+            if !names.is_empty() {
+                name_entry(&mut state.index, &d, r);
+            }
+        } else if tags.is_empty() && !names.is_empty() {
             state.index.push(d.clone());
         }
-        for name in &tags {
+        for name in tags.iter().filter(|_| self.reference.is_none()) {
             let mut ann = HashMap::new();
             ann.insert(ANNOTATION_IMAGE_NAME.to_string(), name.to_string());
             ann.insert(
@@ -421,7 +464,10 @@ impl Sink for ArchiveSink {
     fn commit(&self) -> Result<(), TransportError> {
         let mut state = self.state();
         for (d, item) in std::mem::take(&mut state.pending_unnamed) {
-            state.index.push(d);
+            match &self.reference {
+                Some(r) => name_entry(&mut state.index, &d, r),
+                None => state.index.push(d),
+            }
             state.items.push(item);
         }
         let index = serde_json::json!({
@@ -429,12 +475,15 @@ impl Sink for ArchiveSink {
             "mediaType": image::OCI_INDEX,
             "manifests": state.index,
         });
-        let docs: Vec<(&str, Vec<u8>)> = vec![
+        let mut docs: Vec<(&str, Vec<u8>)> = vec![
             ("index.json", serde_json::to_vec(&index).unwrap_or_default()),
             ("manifest.json", json_line(&state.items)),
-            ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            ("oci-layout", OCI_LAYOUT_FILE.to_vec()),
             ("repositories", json_line(&state.repositories)),
         ];
+        if self.layout == ArchiveLayout::Oci {
+            docs.retain(|(path, _)| *path == "index.json" || *path == "oci-layout");
+        }
         let empty_repositories = state.repositories.is_empty();
         let mut encoder = state
             .out
@@ -451,6 +500,23 @@ impl Sink for ArchiveSink {
         out.write_all(&[0u8; 1024]).map_err(|e| self.io(e))?;
         encoder.finish().map_err(|e| self.io(e))
     }
+}
+
+/// Lists `d` named `reference`, taking the name from any earlier entry.
+fn name_entry(index: &mut Vec<Descriptor>, d: &Descriptor, reference: &str) {
+    index.retain(|e| {
+        e.annotations()
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REF_NAME))
+            .map(String::as_str)
+            != Some(reference)
+    });
+    let mut named = d.clone();
+    named.set_annotations(Some(HashMap::from([(
+        ANNOTATION_REF_NAME.to_string(),
+        reference.to_string(),
+    )])));
+    index.push(named);
 }
 
 fn json_line<T: Serialize>(v: &T) -> Vec<u8> {
