@@ -12,13 +12,14 @@ A control API on a second port (--control-port) arms faults for the next N
 requests that match a method and a path regex:
 
   POST /faults   JSON body or query parameters:
-                   fault   reset | short | status:NNN   (required)
+                   fault   reset | short | slow | status:NNN   (required)
                    method  GET, HEAD, ... (default: any)
                    path    regex searched in the request target (default: any)
                    count   how many matching requests get it (default 1)
                    skip    let this many matching requests through first (0)
                    bytes   body bytes sent before the cut (reset/short;
                            default half the body)
+                   rate    body bytes per second (slow; default 65536)
                  answers 201 {"id": N, ...}
   GET  /faults   the armed faults and what is left of each
   GET  /log      [{"seq", "method", "path", "status", "range", "fault"}, ...]
@@ -36,6 +37,8 @@ Faults:
               the request still reaches the registry, but the connection is
               closed before any of the response is sent.
   short       the same, but a clean close (FIN): the body simply ends early.
+  slow        forward, but send the response body at `rate` bytes per
+              second, whole: a stalled transfer, for timeouts.
   status:NNN  do not forward; drain the request body and answer NNN with a
               registry-style JSON error. 429 comes with `Retry-After: 1`
               (the `retry_after` parameter changes it), 503 too when
@@ -81,8 +84,8 @@ class Faults:
 
     def arm(self, spec):
         kind = str(spec.get("fault", ""))
-        if kind not in ("reset", "short") and not re.fullmatch(r"status:[1-5][0-9][0-9]", kind):
-            raise ValueError("fault must be reset, short or status:NNN, not %r" % kind)
+        if kind not in ("reset", "short", "slow") and not re.fullmatch(r"status:[1-5][0-9][0-9]", kind):
+            raise ValueError("fault must be reset, short, slow or status:NNN, not %r" % kind)
         method = str(spec.get("method") or "").upper() or None
         path = str(spec.get("path") or "")
         re.compile(path)
@@ -94,6 +97,7 @@ class Faults:
             "skip": int(spec.get("skip", 0)),
             "bytes": int(spec["bytes"]) if spec.get("bytes") not in (None, "") else None,
             "retry_after": spec.get("retry_after"),
+            "rate": int(spec.get("rate") or 65536),
         }
         if fault["count"] < 1 or fault["skip"] < 0:
             raise ValueError("count must be >= 1 and skip >= 0")
@@ -313,6 +317,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
     def relay_faulty(self, resp, headers, no_body, fault):
+        if fault["fault"] == "slow":
+            return self.relay_slowly(resp, headers, no_body, fault["rate"])
         self.close_connection = True
         length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
         if no_body or length == 0:
@@ -343,6 +349,26 @@ class ProxyHandler(BaseHTTPRequestHandler):
         log("fault %s: %s %s cut after %d of %d body bytes"
             % (fault["fault"], self.command, self.path, cut, length))
         self.abort(fault["fault"] == "reset")
+
+    def relay_slowly(self, resp, headers, no_body, rate):
+        """The whole response, its body at `rate` bytes per second."""
+        self.close_connection = True
+        if not any(k.lower() == "content-length" for k, _ in headers):
+            headers.append(("Connection", "close"))
+        self.write_head(resp, headers)
+        if no_body:
+            return
+        step = max(1, rate // 10)
+        try:
+            while True:
+                data = resp.read1(step)
+                if not data:
+                    break
+                self.wfile.write(data)
+                self.wfile.flush()
+                time.sleep(len(data) / rate)
+        except (BrokenPipeError, ConnectionResetError):
+            log("slow: %s %s: the client went away" % (self.command, self.path))
 
     def abort(self, rst):
         """End the client connection: an RST (reset) or a clean FIN (short)."""

@@ -61,6 +61,8 @@ pub enum Command {
     Mount(MountArgs),
     /// Unmount an image mounted by `strata mount`.
     Umount(UmountArgs),
+    /// Run a pipeline: a YAML file of steps.
+    Run(RunArgs),
     /// Manage images (docker's `image` command group).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -94,6 +96,36 @@ pub enum ImageCommand {
     /// Unmount an image mounted by `strata image mount`.
     #[command(visible_alias = "unmount")]
     Umount(UmountArgs),
+}
+
+/// `run [OPTIONS] PIPELINE.yaml`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Set a variable (`${{ vars.NAME }}`), overriding the file's.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a JSON report of the run to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print the pipeline file's JSON Schema and exit.
+    #[arg(long, conflicts_with_all = ["pipeline", "dry_run", "report", "vars"])]
+    pub schema: bool,
+    /// The pipeline file.
+    #[arg(value_name = "PIPELINE.yaml", required_unless_present = "schema")]
+    pub pipeline: Option<PathBuf>,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --var {text:?}: use NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("invalid --var {text:?}: the name is empty"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// `mount [OPTIONS] [IMAGE]`

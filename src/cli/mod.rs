@@ -4,6 +4,7 @@
 mod args;
 mod login;
 mod progress;
+mod run;
 mod ui;
 
 use std::io::{self, Write};
@@ -111,8 +112,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(r) => r,
         None => default_root()?,
     };
-    let ctx = Context::new(root, Registries::new(&cli.insecure_registries));
+    let registries = Registries::new(&cli.insecure_registries);
     let ui = ui::Terminal::new();
+    if let Command::Run(a) = cli.command {
+        return run::run(root, registries, &ui, a);
+    }
+    let ctx = Context::new(root, registries);
     // `docker inspect` speaks of objects, `docker image inspect` of images.
     let image_noun = matches!(cli.command, Command::Image(_));
     let command = match cli.command {
@@ -146,7 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout(a) => command::login::logout(&ctx, &a.into(), &ui)?,
         Command::Mount(a) => command::mount::mount(&ctx, &a.into(), &ui)?,
         Command::Umount(a) => command::mount::umount(&ctx, &a.into(), &ui)?,
-        Command::Image(_) => unreachable!("image subcommands are mapped above"),
+        Command::Image(_) | Command::Run(_) => unreachable!("handled above"),
     };
     Ok(())
 }

@@ -243,7 +243,7 @@ impl Progress for Transfer {
                         state.order.push(digest);
                         true
                     }
-                    Mode::Push | Mode::Load => {
+                    Mode::Push | Mode::Load | Mode::Save => {
                         if let Some(&i) = state.by_digest.get(&digest) {
                             state.lines[i].total = size;
                         }
@@ -270,7 +270,7 @@ impl Progress for Transfer {
                     return;
                 };
                 let status = match self.mode {
-                    Mode::Load => "Loading layer",
+                    Mode::Load | Mode::Save => "Loading layer",
                     Mode::Pull => "Downloading",
                     Mode::Push => "Pushing",
                 };
@@ -299,7 +299,7 @@ impl Progress for Transfer {
                             line.bar = true;
                         }
                     }
-                    (Mode::Load, _) => {}
+                    (Mode::Load | Mode::Save, _) => {}
                     (Mode::Pull, Outcome::Moved) => {
                         self.set(&mut state, &digest, "Verifying Checksum");
                         self.set(&mut state, &digest, "Download complete");

@@ -33,7 +33,7 @@ impl Ui for Terminal {
 
     fn transfer(&self, mode: TransferMode, shown: bool) -> Box<dyn TransferView + '_> {
         // docker's load is silent when not on a terminal.
-        if !shown || (mode == TransferMode::Load && !self.terminal) {
+        if !shown || mode == TransferMode::Save || (mode == TransferMode::Load && !self.terminal) {
             return Box::new(strata::progress::Silent);
         }
         Box::new(Transfer::new(mode, self.terminal))

@@ -40,6 +40,8 @@ pub enum TransferMode {
     Pull,
     /// `push`: "Preparing", "Pushing", "Pushed".
     Push,
+    /// `save` and other copies docker shows no progress for.
+    Save,
 }
 
 /// A view of one command's transfers, as the front end draws them.

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::copy::{self, CopyOptions};
-use crate::progress::Silent;
 use crate::reference::{self, Reference};
 use crate::transport::Sink;
 use crate::transport::archive::{ArchiveSink, OutputCompression};
@@ -35,7 +34,7 @@ pub struct SaveRequest {
 pub fn run(
     ctx: &Context,
     args: &SaveRequest,
-    _ui: &dyn Ui,
+    ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
     let store = ctx.store()?;
     let compression = match &args.compress {
@@ -48,6 +47,7 @@ pub fn run(
     };
     let images = store.list()?;
     let selected = select(&images, &args.images)?;
+    let view = ui.transfer(super::TransferMode::Save, false);
     match &args.output {
         Some(path) => {
             let dir = match path.parent() {
@@ -64,6 +64,7 @@ pub fn run(
                 file,
                 compression,
                 &ctx.copy_options(1),
+                view.as_ref(),
             )
             .and_then(|()| {
                 std::fs::rename(&tmp, path)
@@ -89,6 +90,7 @@ pub fn run(
                 File::from(fd),
                 compression,
                 &ctx.copy_options(1),
+                view.as_ref(),
             )?;
         }
     }
@@ -115,13 +117,14 @@ fn write(
     out: File,
     compression: OutputCompression,
     options: &CopyOptions,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<(), CommandError> {
     let sink = ArchiveSink::new(name, out, compression);
     for (image, names) in selected {
         // An index travels whole when all its children are here; otherwise
         // the child this host uses.
         let (what, _cut) = store.copyable(image)?;
-        copy::copy(store, &sink, &what, names, options, &Silent)?;
+        copy::copy(store, &sink, &what, names, options, progress)?;
     }
     sink.commit()?;
     Ok(())

@@ -1,5 +1,72 @@
-//! Pipelines (`strata run PIPELINE.yaml`): reading their YAML with positions
-//! ([`yaml`]) and their `${{ … }}` expressions ([`expr`]).
+//! Pipelines: `strata run PIPELINE.yaml`. A file of steps, each one of the
+//! built-in commands by the same request its command line builds, checked
+//! whole before anything runs, then run in order with expressions,
+//! conditions, loops, retries and timeouts, and reported.
+//!
+//! - `yaml`: YAML with positions, and a serde Deserializer over it;
+//! - `expr`: `${{ … }}` expressions;
+//! - `spec`: loading and checking a file (every problem at `FILE:LINE:COL`);
+//! - `action`: the actions and their requests;
+//! - `run`: running steps and the report;
+//! - `schema`: the JSON Schema editors use.
 
+pub mod action;
 pub mod expr;
+pub mod run;
+pub mod schema;
+pub mod spec;
 pub mod yaml;
+
+pub use run::{Report, RunOptions, Status, run};
+pub use spec::{Diagnostic, LoadError, Pipeline, load};
+
+use crate::transport::registry::auth::Credential;
+use crate::transport::registry::settings::{Override, Registries};
+
+use expr::Scope;
+use spec::RegistrySettings;
+use yaml::Mode;
+
+/// Applies a pipeline's `registries:` section (expressions there may read
+/// the environment) to `registries`.
+pub fn apply_registries(pipeline: &Pipeline, registries: &mut Registries) -> Result<(), LoadError> {
+    let mut problems = Vec::new();
+    let vars = serde_json::Map::new();
+    let steps = serde_json::Map::new();
+    let env = |name: &str| std::env::var(name).ok();
+    let scope = Scope {
+        vars: &vars,
+        env: &env,
+        steps: &steps,
+        item: None,
+    };
+    for (registry, node) in &pipeline.registries {
+        let settings = run::evaluate_node(node, &scope, &pipeline.file)
+            .map_err(|e| e.to_string())
+            .and_then(|n| {
+                yaml::from_node::<RegistrySettings>(&n, Mode::Strict).map_err(|e| e.to_string())
+            });
+        match settings {
+            Ok(s) => registries.set_override(
+                registry,
+                Override {
+                    insecure: s.insecure,
+                    credential: s.credentials.map(|c| Credential::Basic {
+                        username: c.username,
+                        password: c.password,
+                    }),
+                },
+            ),
+            Err(message) => problems.push(Diagnostic {
+                file: pipeline.file.clone(),
+                pos: Some(node.pos),
+                message: format!("registry {registry}: {message}"),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError(problems))
+    }
+}

@@ -1,0 +1,159 @@
+//! The actions a step may take: every built-in command, by the same
+//! request struct its command line builds, plus what each one outputs.
+
+use serde_json::Value;
+
+use crate::command::{
+    self, CommandError, Context, Ui, history::HistoryRequest, images::ImagesRequest,
+    inspect::InspectRequest, load::LoadRequest, login::LoginRequest, login::LogoutRequest,
+    mount::MountRequest, mount::UmountRequest, pull::PullRequest, push::PushRequest,
+    rmi::RmiRequest, save::SaveRequest, search::SearchRequest, tag::TagRequest,
+};
+use crate::reference::Reference;
+
+use super::expr::contains_expression;
+use super::yaml::{Mode, Node, NodeKind, YamlError, from_node};
+
+/// The action names, in the order the schema and messages list them, with
+/// the outputs each one gives (`steps.ID.outputs.NAME`).
+pub const ACTIONS: &[(&str, &[&str])] = &[
+    ("search", &["results"]),
+    ("pull", &["id", "digest", "reference"]),
+    ("push", &["reference", "digest", "size", "pushed"]),
+    ("tag", &["reference", "id"]),
+    ("save", &["output", "images"]),
+    ("load", &["images", "ids"]),
+    ("images", &["images"]),
+    ("history", &["id", "history"]),
+    ("inspect", &["image", "images"]),
+    ("rmi", &["untagged", "deleted"]),
+    ("mount", &["target", "id", "mounts"]),
+    ("umount", &["unmounted"]),
+    ("login", &["registry"]),
+    ("logout", &["registry"]),
+];
+
+/// The outputs `action` gives, or `None` for an unknown action.
+pub fn outputs_of(action: &str) -> Option<&'static [&'static str]> {
+    ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, o)| *o)
+}
+
+/// One step's request.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// `search`
+    Search(SearchRequest),
+    /// `pull`
+    Pull(PullRequest),
+    /// `push`
+    Push(PushRequest),
+    /// `tag`
+    Tag(TagRequest),
+    /// `save`
+    Save(SaveRequest),
+    /// `load`
+    Load(LoadRequest),
+    /// `images`
+    Images(ImagesRequest),
+    /// `history`
+    History(HistoryRequest),
+    /// `inspect`
+    Inspect(InspectRequest),
+    /// `rmi`
+    Rmi(RmiRequest),
+    /// `mount`
+    Mount(MountRequest),
+    /// `umount`
+    Umount(UmountRequest),
+    /// `login`
+    Login(LoginRequest),
+    /// `logout`
+    Logout(LogoutRequest),
+}
+
+/// A problem found in a request's values before anything runs: where (a
+/// path of keys and list indexes inside the step's body) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Keys and indexes from the body to the bad value.
+    pub path: Vec<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Request {
+    /// Builds the request for `action` from a step's body. An empty body
+    /// (`images:`) is an empty mapping.
+    pub fn parse(action: &str, body: &Node, mode: Mode) -> Result<Request, YamlError> {
+        let empty;
+        let body = if matches!(body.kind, NodeKind::Null) {
+            empty = Node::new(NodeKind::Map(Vec::new()), body.pos);
+            &empty
+        } else {
+            body
+        };
+        Ok(match action {
+            "search" => Request::Search(from_node(body, mode)?),
+            "pull" => Request::Pull(from_node(body, mode)?),
+            "push" => Request::Push(from_node(body, mode)?),
+            "tag" => Request::Tag(from_node(body, mode)?),
+            "save" => Request::Save(from_node(body, mode)?),
+            "load" => Request::Load(from_node(body, mode)?),
+            "images" => Request::Images(from_node(body, mode)?),
+            "history" => Request::History(from_node(body, mode)?),
+            "inspect" => Request::Inspect(from_node(body, mode)?),
+            "rmi" => Request::Rmi(from_node(body, mode)?),
+            "mount" => Request::Mount(from_node(body, mode)?),
+            "umount" => Request::Umount(from_node(body, mode)?),
+            "login" => Request::Login(from_node(body, mode)?),
+            "logout" => Request::Logout(from_node(body, mode)?),
+            other => {
+                return Err(YamlError::at(body.pos, format!("unknown action `{other}`")));
+            }
+        })
+    }
+
+    /// Checks the values that must be valid whatever happens at run time:
+    /// image references written out (not computed by an expression).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut reference = |key: &str, text: &str| {
+            if contains_expression(text) {
+                return;
+            }
+            if let Err(e) = Reference::parse(text) {
+                out.push(Problem {
+                    path: vec![key.to_string()],
+                    message: e.to_string(),
+                });
+            }
+        };
+        match self {
+            Request::Pull(r) => reference("image", &r.image),
+            Request::Push(r) => reference("image", &r.image),
+            Request::Tag(r) => reference("target", &r.target),
+            _ => {}
+        }
+        out
+    }
+
+    /// Runs the request.
+    pub fn run(&self, ctx: &Context, ui: &dyn Ui) -> Result<Value, CommandError> {
+        match self {
+            Request::Search(r) => command::search::run(ctx, r, ui),
+            Request::Pull(r) => command::pull::run(ctx, r, ui),
+            Request::Push(r) => command::push::run(ctx, r, ui),
+            Request::Tag(r) => command::tag::run(ctx, r, ui),
+            Request::Save(r) => command::save::run(ctx, r, ui),
+            Request::Load(r) => command::load::run(ctx, r, ui),
+            Request::Images(r) => command::images::run(ctx, r, ui),
+            Request::History(r) => command::history::run(ctx, r, ui),
+            Request::Inspect(r) => command::inspect::run(ctx, r, ui),
+            Request::Rmi(r) => command::rmi::run(ctx, r, ui),
+            Request::Mount(r) => command::mount::mount(ctx, r, ui),
+            Request::Umount(r) => command::mount::umount(ctx, r, ui),
+            Request::Login(r) => command::login::login(ctx, r, ui),
+            Request::Logout(r) => command::login::logout(ctx, r, ui),
+        }
+    }
+}
