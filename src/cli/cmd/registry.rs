@@ -28,8 +28,8 @@ impl Registries {
         Ok(ClientOptions {
             insecure: self.insecure.clone(),
             tls: self.tls.clone(),
-            attempts: 5,
             credential: credentials::lookup(registry)?,
+            ..ClientOptions::default()
         })
     }
 
