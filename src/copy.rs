@@ -1,13 +1,13 @@
 //! The copy engine: the one place that moves image bytes from a source to
 //! a sink. It skips blobs the sink has, moves the rest in parallel (as far
 //! as the sink allows), checks digests as bytes flow unless the sink checks
-//! them itself, retries what is worth retrying, and writes manifests last.
+//! them itself, retries what is worth retrying and nobody retried yet, and
+//! writes manifests last.
 
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use oci_spec::image::Descriptor;
 
@@ -17,6 +17,7 @@ use crate::image::{Image, Index};
 use crate::progress::{BlobKind, Event, Outcome, Progress};
 use crate::reference::Reference;
 use crate::transport::registry::PlatformChoice;
+use crate::transport::registry::retry::{Attempts, RetryPolicy};
 use crate::transport::{Presence, Sink, Source, TransportError};
 
 /// What to copy: one image, or an index with the children to carry.
@@ -85,8 +86,11 @@ pub(crate) fn platform_list(index: &Index) -> String {
 pub struct CopyOptions {
     /// Blobs moved at once, at most (the sink may allow fewer).
     pub parallelism: usize,
-    /// Attempts per blob for retryable errors.
-    pub attempts: u32,
+    /// How a blob whose transfer failed with a retryable error that nobody
+    /// retried yet (a streamed upload, which the registry client sends only
+    /// once) is moved again: the source reopened, the sink written anew.
+    /// The registry clients' policy, so both spend the same attempts.
+    pub retry: RetryPolicy,
     /// Stops the copy at the next blob or chunk when set.
     pub cancel: Cancel,
 }
@@ -95,7 +99,7 @@ impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             parallelism: 3,
-            attempts: 3,
+            retry: RetryPolicy::default(),
             cancel: Cancel::new(),
         }
     }
@@ -248,7 +252,7 @@ fn transfer(
             size,
         });
     };
-    let mut attempt = 1;
+    let mut attempts = Attempts::new(options.retry);
     loop {
         let result = (|| {
             if !sink.verifies_digests()
@@ -272,12 +276,16 @@ fn transfer(
             sink.put_blob(d, kind, &mut reader, &report)
         })();
         match result {
-            Err(e) if e.is_retryable() && attempt < options.attempts => {
-                std::thread::sleep(Duration::from_millis(200 << attempt));
-                attempt += 1;
+            Ok(()) => break,
+            // What the registry client already retried is not tried again:
+            // retries would multiply.
+            Err(e) if e.is_retryable() && !e.retries_exhausted() => {
+                match attempts.failed(e.retry_after()) {
+                    Some(wait) => std::thread::sleep(wait),
+                    None => return Err(e),
+                }
             }
             Err(e) => return Err(e),
-            Ok(()) => break,
         }
     }
     progress.event(Event::BlobDone {
@@ -315,5 +323,187 @@ impl<R: Read> Read for SizeCheckingReader<'_, R> {
             ));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use oci_spec::image::MediaType;
+
+    use super::*;
+    use crate::image::RawManifest;
+    use crate::progress::Silent;
+    use crate::transport::BlobReader;
+    use crate::transport::registry::RegistryError;
+
+    const LAYER: &[u8] = b"layer bytes";
+
+    fn image() -> (Image, Vec<u8>) {
+        let layer = crate::digest::sha256_of(LAYER);
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer.to_string()]},
+        }))
+        .unwrap();
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "size": config.len(), "digest": crate::digest::sha256_of(&config).to_string()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "size": LAYER.len(), "digest": layer.to_string()}],
+        });
+        let raw = RawManifest::new(
+            serde_json::to_vec(&m).unwrap(),
+            MediaType::ImageManifest.to_string(),
+        );
+        (Image::new(raw, config.clone()).unwrap(), config)
+    }
+
+    struct Blobs(Vec<u8>);
+
+    impl Source for Blobs {
+        fn place(&self) -> String {
+            "memory".into()
+        }
+        fn open_blob(&self, d: &Descriptor) -> Result<BlobReader<'_>, TransportError> {
+            let bytes = if d.size() == LAYER.len() as u64 {
+                LAYER.to_vec()
+            } else {
+                self.0.clone()
+            };
+            Ok(Box::new(std::io::Cursor::new(bytes)))
+        }
+    }
+
+    /// A sink whose layer writes fail as scripted, then succeed.
+    struct Flaky {
+        failures: Mutex<VecDeque<TransportError>>,
+        layer_writes: AtomicUsize,
+    }
+
+    impl Flaky {
+        fn new(failures: impl IntoIterator<Item = TransportError>) -> Flaky {
+            Flaky {
+                failures: Mutex::new(failures.into_iter().collect()),
+                layer_writes: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl Sink for Flaky {
+        fn place(&self) -> String {
+            "flaky".into()
+        }
+        fn parallelism(&self) -> usize {
+            1
+        }
+        fn verifies_digests(&self) -> bool {
+            true
+        }
+        fn has_blob(&self, _: &Descriptor) -> Result<Presence, TransportError> {
+            Ok(Presence::Absent)
+        }
+        fn put_blob(
+            &self,
+            _: &Descriptor,
+            kind: &BlobKind,
+            content: &mut (dyn Read + Send),
+            _: &(dyn Fn(u64) + Sync),
+        ) -> Result<(), TransportError> {
+            std::io::copy(content, &mut std::io::sink()).unwrap();
+            if !matches!(kind, BlobKind::Layer { .. }) {
+                return Ok(());
+            }
+            self.layer_writes.fetch_add(1, Ordering::SeqCst);
+            match self.failures.lock().unwrap().pop_front() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+        fn put_manifest(&self, _: &RawManifest, _: &[Reference]) -> Result<(), TransportError> {
+            Ok(())
+        }
+        fn commit(&self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    fn broken_upload() -> TransportError {
+        RegistryError::Connection {
+            registry: "r".into(),
+            what: "upload blob".into(),
+            detail: "connection reset".into(),
+            retryable: true,
+        }
+        .into()
+    }
+
+    fn run(sink: &Flaky) -> Result<CopyReport, TransportError> {
+        let (img, config) = image();
+        let options = CopyOptions {
+            parallelism: 1,
+            retry: RetryPolicy {
+                attempts: 3,
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
+            cancel: Cancel::new(),
+        };
+        copy(
+            &Blobs(config),
+            sink,
+            &Copyable::Image(Box::new(img)),
+            &[],
+            &options,
+            &Silent,
+        )
+    }
+
+    #[test]
+    fn an_upload_nobody_retried_is_moved_again() {
+        let sink = Flaky::new([broken_upload(), broken_upload()]);
+        run(&sink).unwrap();
+        assert_eq!(sink.layer_writes.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn retries_stop_at_the_policys_attempts() {
+        let sink = Flaky::new((0..10).map(|_| broken_upload()));
+        assert!(run(&sink).unwrap_err().is_retryable());
+        assert_eq!(sink.layer_writes.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn what_the_client_already_retried_or_is_corrupt_is_not_retried() {
+        let exhausted: TransportError = RegistryError::Exhausted {
+            attempts: 5,
+            last: Box::new(RegistryError::Status {
+                registry: "r".into(),
+                what: "download blob".into(),
+                status: 503,
+                errors: vec![],
+                retry_after: None,
+            }),
+        }
+        .into();
+        let sink = Flaky::new([exhausted]);
+        assert!(run(&sink).unwrap_err().retries_exhausted());
+        assert_eq!(sink.layer_writes.load(Ordering::SeqCst), 1);
+        let corrupt = TransportError::Corrupt {
+            place: "flaky".into(),
+            what: "layer",
+            digest: crate::digest::sha256_of(LAYER),
+            reason: "content does not match its digest".into(),
+        };
+        let sink = Flaky::new([corrupt]);
+        assert!(matches!(
+            run(&sink).unwrap_err(),
+            TransportError::Corrupt { .. }
+        ));
+        assert_eq!(sink.layer_writes.load(Ordering::SeqCst), 1);
     }
 }

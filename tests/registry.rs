@@ -586,12 +586,16 @@ fn proxy_lock() -> std::fs::File {
 }
 
 fn arm(fault: &str, method: &str, path: &str, count: u32) {
-    fault_control(
-        "POST",
-        "/faults",
-        &serde_json::json!({"fault": fault, "method": method, "path": path, "count": count})
-            .to_string(),
-    );
+    arm_with(serde_json::json!({"fault": fault, "method": method, "path": path, "count": count}));
+}
+
+fn arm_with(spec: serde_json::Value) {
+    fault_control("POST", "/faults", &spec.to_string());
+}
+
+/// Tries per request in the registry client's default policy.
+fn attempts() -> usize {
+    strata::transport::registry::RetryPolicy::default().attempts as usize
 }
 
 fn proxy_log() -> Vec<serde_json::Value> {
@@ -667,6 +671,13 @@ fn a_registry_that_keeps_failing_gives_a_clear_error_and_no_corrupt_blob() {
     let out = s.reg(&["pull", &name]).fails();
     assert!(out.stderr.contains(&big), "names the blob: {}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    // A broken download is not a corrupt blob, and it was retried already.
+    assert!(!out.stderr.contains("does not match"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("connection broke") && out.stderr.contains("gave up after"),
+        "{}",
+        out.stderr
+    );
     fault_control("POST", "/reset", "");
     let after = s.snapshot();
     // Nothing was committed: the index is unchanged and no blob was added.
@@ -689,6 +700,128 @@ fn a_registry_that_keeps_failing_gives_a_clear_error_and_no_corrupt_blob() {
 }
 
 #[test]
+fn a_blob_answering_503_forever_costs_the_policys_attempts_and_no_more() {
+    let _guard = proxy_lock();
+    let (name, big) = behind_proxy();
+    fault_control("POST", "/reset", "");
+    arm("status:503", "GET", &format!("/blobs/{big}"), 1000);
+    let s = Strata::isolated();
+    let out = s.reg(&["pull", &name]).fails();
+    let log = proxy_log();
+    fault_control("POST", "/reset", "");
+    let gets = log
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["path"].as_str().unwrap().contains(&big))
+        .count();
+    // Not attempts × blob resumptions × engine retries: one budget.
+    assert_eq!(gets, attempts(), "{log:?}");
+    assert!(out.stderr.contains(&big), "names the blob: {}", out.stderr);
+    assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
+    assert!(!out.stderr.contains("does not match"), "{}", out.stderr);
+}
+
+#[test]
+fn a_download_reset_before_any_byte_forever_costs_the_policys_attempts() {
+    let _guard = proxy_lock();
+    let (name, big) = behind_proxy();
+    fault_control("POST", "/reset", "");
+    arm_with(serde_json::json!({
+        "fault": "reset", "method": "GET", "path": format!("/blobs/{big}"),
+        "count": 1000, "bytes": 0,
+    }));
+    let s = Strata::isolated();
+    let out = s.reg(&["pull", &name]).fails();
+    let log = proxy_log();
+    fault_control("POST", "/reset", "");
+    let gets: Vec<_> = log
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["path"].as_str().unwrap().contains(&big))
+        .collect();
+    assert_eq!(gets.len(), attempts(), "{log:?}");
+    assert!(out.stderr.contains(&big), "names the blob: {}", out.stderr);
+    assert!(
+        out.stderr.contains("connection broke after 0 of"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_429_storm_is_waited_out_and_lowers_the_registrys_limit() {
+    use strata::copy::{self, CopyOptions};
+    use strata::image::Platform;
+    use strata::progress::Silent;
+    use strata::reference::Reference;
+    use strata::transport::Sink;
+    use strata::transport::registry::{Client, ClientOptions, Limiter, PlatformChoice, Repository};
+    use strata::transport::store::Store;
+
+    let _guard = proxy_lock();
+    let (name, _) = behind_proxy();
+    let reference = Reference::parse(&name).unwrap();
+    fault_control("POST", "/reset", "");
+    // Fewer 429s than attempts, so even a request that meets every one of
+    // them gets through.
+    let storm = attempts() - 1;
+    arm_with(serde_json::json!({
+        "fault": "status:429", "method": "GET",
+        "path": format!("/v2/{}/", reference.path()),
+        "count": storm, "retry_after": 1,
+    }));
+    let options = ClientOptions {
+        // Its own limiter: no other test's requests move it.
+        limiter: Some(Limiter::adaptive(16)),
+        ..ClientOptions::default()
+    };
+    let client = std::sync::Arc::new(Client::new(reference.domain(), &options).unwrap());
+    let repo = Repository::new(client.clone(), reference.path());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let started = std::time::Instant::now();
+    let (what, _) = repo
+        .fetch("v1", &PlatformChoice::One(Platform::host()))
+        .unwrap();
+    let sink = store.sink();
+    copy::copy(
+        &repo,
+        &sink,
+        &what,
+        std::slice::from_ref(&reference),
+        &CopyOptions::default(),
+        &Silent,
+    )
+    .unwrap();
+    sink.commit().unwrap();
+    let elapsed = started.elapsed();
+    let log = proxy_log();
+    fault_control("POST", "/reset", "");
+    let throttled: Vec<_> = log.iter().filter(|e| e["status"] == 429).collect();
+    assert_eq!(throttled.len(), storm, "{log:?}");
+    // Each throttled request came again, later, and got through.
+    for t in &throttled {
+        let seq = t["seq"].as_u64().unwrap();
+        assert!(
+            log.iter().any(|e| e["seq"].as_u64().unwrap() > seq
+                && e["path"] == t["path"]
+                && e["status"].as_u64().is_some_and(|s| s < 400)),
+            "{t:?} was retried: {log:?}"
+        );
+    }
+    // Retry-After: 1 was honoured: the retries of one request follow each
+    // other, so at least one full second passed.
+    assert!(elapsed >= std::time::Duration::from_secs(1), "{elapsed:?}");
+    let stats = client.stats();
+    assert_eq!(stats.throttled as usize, storm, "{stats:?}");
+    assert!(stats.retries as usize >= storm, "{stats:?}");
+    assert!(
+        stats.limit < stats.max_in_flight,
+        "the limit dropped: {stats:?}"
+    );
+    assert_eq!(client.limiter().in_flight(), 0, "every permit went back");
+    assert!(store.lookup(&name).is_ok());
+}
+
+#[test]
 fn uploads_survive_a_broken_connection() {
     let _guard = proxy_lock();
     fault_control("POST", "/reset", "");
@@ -704,6 +837,20 @@ fn uploads_survive_a_broken_connection() {
     arm("reset", "PUT", "/blobs/uploads/", 1);
     arm("status:503", "POST", "/blobs/uploads/", 1);
     s.reg(&["push", &name]).ok();
+    // The client sent the broken upload once; the copy engine opened the
+    // blob again and made a new upload of it, which went through.
+    let log = proxy_log();
+    let broken: Vec<_> = log
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["fault"] == "reset")
+        .collect();
+    assert_eq!(broken.len(), 1, "{log:?}");
+    let blob = digest_in(broken[0]["path"].as_str().unwrap());
+    let puts = log
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["path"].as_str().unwrap().contains(&blob))
+        .count();
+    assert_eq!(puts, 2, "one broken upload, one retry: {log:?}");
     let direct = name.replacen(
         &need("STRATA_TEST_FAULT_PROXY"),
         &need("STRATA_TEST_REGISTRY_PLAIN"),
@@ -723,6 +870,44 @@ fn uploads_survive_a_broken_connection() {
         expected
     );
     fault_control("POST", "/reset", "");
+}
+
+/// The `digest=` parameter of an upload URL.
+fn digest_in(path: &str) -> String {
+    let at = path.find("digest=").expect("an upload's last request") + "digest=".len();
+    path[at..].split('&').next().unwrap().replace("%3A", ":")
+}
+
+#[test]
+fn an_upload_answering_503_forever_costs_the_policys_attempts_per_blob() {
+    let _guard = proxy_lock();
+    fault_control("POST", "/reset", "");
+    let s = Strata::isolated();
+    s.reg(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let name = format!(
+        "{}/{}/hello:1",
+        need("STRATA_TEST_FAULT_PROXY"),
+        unique("upload503")
+    );
+    s.reg(&["tag", "strata-demo/hello:1.0", &name]).ok();
+    arm("status:503", "PUT", "/blobs/uploads/", 1000);
+    let out = s.reg(&["push", &name]).fails();
+    let log = proxy_log();
+    fault_control("POST", "/reset", "");
+    assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
+    let mut per_blob = std::collections::BTreeMap::<String, usize>::new();
+    for e in log.iter().filter(|e| e["method"] == "PUT") {
+        *per_blob
+            .entry(digest_in(e["path"].as_str().unwrap()))
+            .or_default() += 1;
+    }
+    // Uploads are tried once by the client; the engine tries each blob the
+    // policy's attempts, and the first blob that runs out stops the rest.
+    assert!(
+        per_blob.values().all(|n| *n <= attempts()) && per_blob.values().any(|n| *n == attempts()),
+        "{per_blob:?}"
+    );
 }
 
 #[test]

@@ -94,12 +94,60 @@ impl TransportError {
     }
 
     /// True when trying again may succeed (a dropped connection, a busy
-    /// server). Local files and bad content never are.
+    /// server). Local files and bad content never are. Whether someone
+    /// already retried it shows in [`TransportError::retries_exhausted`].
     pub fn is_retryable(&self) -> bool {
         match self {
             TransportError::Registry(e) => e.is_retryable(),
             _ => false,
         }
+    }
+
+    /// True when the registry client already spent its retries on this
+    /// failure: retrying it again would multiply the requests.
+    pub fn retries_exhausted(&self) -> bool {
+        match self {
+            TransportError::Registry(e) => e.retries_exhausted(),
+            _ => false,
+        }
+    }
+
+    /// How long the registry asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            TransportError::Registry(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// What a failed read of a blob's content stream means. A registry
+    /// source's failure, carried inside the I/O error, comes back out as
+    /// itself, so whether it is retryable (and already retried) survives; a
+    /// digest or size mismatch (`InvalidData`, or a stream that ends before
+    /// its size) is corruption, made by `corrupt` from the reason; anything
+    /// else is an I/O error reading the source, in `context`.
+    pub fn from_content(
+        e: io::Error,
+        corrupt: impl FnOnce(String) -> TransportError,
+        context: impl FnOnce() -> String,
+    ) -> TransportError {
+        let e = match e.downcast::<registry::RegistryError>() {
+            Ok(r) => return TransportError::Registry(Box::new(r)),
+            Err(e) => e,
+        };
+        match e.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => corrupt(e.to_string()),
+            _ => TransportError::io(context(), e),
+        }
+    }
+}
+
+/// How messages name a blob of this kind.
+pub fn blob_noun(kind: &BlobKind) -> &'static str {
+    match kind {
+        BlobKind::Layer { .. } => "layer",
+        BlobKind::Config => "config",
+        BlobKind::Manifest => "manifest",
     }
 }
 
@@ -174,11 +222,17 @@ pub trait Source: Send + Sync {
             descriptor.size(),
         )
         .read_to_end(&mut out)
-        .map_err(|e| TransportError::Corrupt {
-            place: self.place(),
-            what: "document",
-            digest,
-            reason: e.to_string(),
+        .map_err(|e| {
+            TransportError::from_content(
+                e,
+                |reason| TransportError::Corrupt {
+                    place: self.place(),
+                    what: "document",
+                    digest: digest.clone(),
+                    reason,
+                },
+                || format!("{}: read {digest}", self.place()),
+            )
         })?;
         Ok(out)
     }

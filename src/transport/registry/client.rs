@@ -1,20 +1,30 @@
 //! A client for one registry: endpoint discovery (HTTPS, or plain HTTP for
 //! registries marked insecure), authentication, retries, and the
 //! distribution API calls strata uses.
+//!
+//! Every request goes through `Client::dispatch`, which holds room in the
+//! registry's [`Limiter`] (and the global one) and counts it; every retry
+//! goes through one loop ([`Client::retrying`]) that spends an [`Attempts`]
+//! budget under the client's [`RetryPolicy`]. Uploads, whose bodies stream
+//! and cannot be sent twice, are tried once: their caller retries the whole
+//! upload.
 
 use std::io::Read;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 
 use crate::digest::{self, Digest};
 use crate::image::{RawManifest, sniff_media_type};
 
 use super::auth::{Challenge, Credential, TokenCache, TokenResponse, parse_challenge};
-use super::error::{RegistryError, parse_error_body, parse_retry_after};
+use super::error::{RegistryError, parse_error_body};
+use super::limit::{DEFAULT_MAX_IN_FLIGHT, Limiter, Permit};
+use super::retry::{Attempts, RetryPolicy, parse_retry_after};
 use super::tls::TlsConfig;
 
 /// The manifest types strata asks for, most specific first.
@@ -29,7 +39,8 @@ pub struct Endpoint {
     pub verified: bool,
 }
 
-/// How to reach registries: which are insecure, where CA certificates are.
+/// How to reach registries (which are insecure, where CA certificates
+/// are), how to retry, and how many requests may be in flight.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Registries (host[:port]) that may be reached without TLS verification
@@ -37,8 +48,18 @@ pub struct ClientOptions {
     pub insecure: Vec<String>,
     /// TLS trust beyond the system's roots.
     pub tls: TlsConfig,
-    /// Attempts per request for retryable failures.
-    pub attempts: u32,
+    /// How failed requests are retried (the copy engine retries uploads
+    /// under the same policy).
+    pub retry: RetryPolicy,
+    /// Requests in flight to the registry at most: the ceiling of its
+    /// adaptive limit.
+    pub max_in_flight: usize,
+    /// The registry's limiter. `None` takes the one that every client of
+    /// the same registry in this process shares ([`Limiter::for_registry`]).
+    pub limiter: Option<Arc<Limiter>>,
+    /// A bound across registries: by default the process-wide one
+    /// ([`Limiter::global`]); `None` for no such bound.
+    pub global: Option<Arc<Limiter>>,
     /// The credential to use, if any.
     pub credential: Option<Credential>,
 }
@@ -48,9 +69,105 @@ impl Default for ClientOptions {
         ClientOptions {
             insecure: Vec::new(),
             tls: TlsConfig::default(),
-            attempts: 5,
+            retry: RetryPolicy::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            limiter: None,
+            global: Some(Limiter::global()),
             credential: None,
         }
+    }
+}
+
+/// What a client has done, for reports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientStats {
+    /// HTTP requests tried: endpoint discovery's probes, tokens, uploads
+    /// and every retry included.
+    pub requests: u64,
+    /// Answers with 429 (too many requests).
+    pub throttled: u64,
+    /// Requests sent again after a retryable failure.
+    pub retries: u64,
+    /// Broken downloads resumed from where they got to.
+    pub resumed: u64,
+    /// The registry's current limit on requests in flight.
+    pub limit: usize,
+    /// The most that limit may grow to.
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    throttled: AtomicU64,
+    retries: AtomicU64,
+    resumed: AtomicU64,
+}
+
+/// A request's room in the registry's limiter and the global one.
+struct Permits {
+    registry: Permit,
+    global: Option<Permit>,
+}
+
+impl Permits {
+    fn stream(&mut self) {
+        self.registry.stream();
+        if let Some(g) = &mut self.global {
+            g.stream();
+        }
+    }
+}
+
+/// A registry's answer. It keeps its room in the limiters until dropped,
+/// so a body read whole (a manifest, an error) counts as in flight.
+pub struct Reply {
+    response: Response,
+    permits: Permits,
+}
+
+impl Reply {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    /// The body's announced length.
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+}
+
+impl Read for Reply {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.response.read(buf)
+    }
+}
+
+/// A blob download's body. It counts as in flight until dropped, but does
+/// not keep other requests waiting (see [`super::limit`]): whoever reads it
+/// may need another request to the same registry first.
+pub struct BlobBody {
+    reply: Reply,
+    start: u64,
+}
+
+impl BlobBody {
+    /// Where in the blob the body starts: the offset asked for, or 0 when
+    /// the registry ignored the range.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+}
+
+impl Read for BlobBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reply.read(buf)
     }
 }
 
@@ -66,7 +183,10 @@ pub struct Client {
     challenge: Mutex<Option<Challenge>>,
     tokens: TokenCache,
     fetching: Mutex<()>,
-    attempts: u32,
+    retry: RetryPolicy,
+    limiter: Arc<Limiter>,
+    global: Option<Arc<Limiter>>,
+    counters: Counters,
     roots: Vec<reqwest::Certificate>,
     uploader: OnceLock<Result<Uploader, String>>,
 }
@@ -189,13 +309,111 @@ impl Client {
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             fetching: Mutex::new(()),
-            attempts: options.attempts.max(1),
+            retry: options.retry,
+            limiter: options
+                .limiter
+                .clone()
+                .unwrap_or_else(|| Limiter::for_registry(registry, options.max_in_flight)),
+            global: options.global.clone(),
+            counters: Counters::default(),
         })
     }
 
     /// The registry's name as references write it.
     pub fn registry(&self) -> &str {
         &self.registry
+    }
+
+    /// How this client retries.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The limiter this client's requests share with other clients of the
+    /// same registry.
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// What this client has done so far, and the registry's current limit.
+    pub fn stats(&self) -> ClientStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientStats {
+            requests: get(&self.counters.requests),
+            throttled: get(&self.counters.throttled),
+            retries: get(&self.counters.retries),
+            resumed: get(&self.counters.resumed),
+            limit: self.limiter.limit(),
+            max_in_flight: self.limiter.max(),
+        }
+    }
+
+    /// Counts a broken download resumed by its reader.
+    pub(crate) fn note_resumed(&self) {
+        self.counters.resumed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits for room in the registry's limiter, then the global one (always
+    /// in this order, so two clients cannot hold one each and wait for the
+    /// other).
+    fn permits(&self) -> Permits {
+        let registry = self.limiter.acquire();
+        let global = self.global.as_ref().map(|g| g.acquire());
+        Permits { registry, global }
+    }
+
+    /// Counts an answer and tells the registry's limiter how it went.
+    fn observe(&self, permits: &Permits, status: StatusCode) {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            permits.registry.throttled();
+        } else if !status.is_server_error() {
+            permits.registry.succeeded();
+        }
+    }
+
+    /// Sends one request: the only place a repeatable request leaves. The
+    /// caller must hold no other [`Reply`] of this client meanwhile (a
+    /// reply's room goes back when it is dropped): two of one thread's
+    /// requests waiting on each other could wait for ever.
+    fn dispatch(&self, what: &str, req: RequestBuilder) -> Result<Reply, RegistryError> {
+        let permits = self.permits();
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let response = req.send().map_err(|e| self.connection_error(what, &e))?;
+        self.observe(&permits, response.status());
+        Ok(Reply { response, permits })
+    }
+
+    /// The one retry loop: runs `once` until it succeeds, fails for good,
+    /// or `attempts` is spent, waiting as the policy (or the registry's
+    /// `Retry-After`) says between tries. A failure that spent the budget
+    /// comes back as [`RegistryError::Exhausted`], so nobody retries it again.
+    pub fn retrying<T>(
+        &self,
+        attempts: &mut Attempts,
+        mut once: impl FnMut() -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        loop {
+            let e = match once() {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if !e.is_retryable() || e.retries_exhausted() {
+                return Err(e);
+            }
+            match attempts.failed(e.retry_after()) {
+                Some(wait) => {
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(wait);
+                }
+                None => {
+                    return Err(RegistryError::Exhausted {
+                        attempts: attempts.failures(),
+                        last: Box::new(e),
+                    });
+                }
+            }
+        }
     }
 
     fn http(&self) -> &Http {
@@ -226,8 +444,17 @@ impl Client {
 
     /// Finds how to reach the registry: HTTPS with verification; for an
     /// insecure registry HTTPS without verification, then plain HTTP, as
-    /// docker does. Remembered for the client's life.
+    /// docker does. Remembered for the client's life. Retried under the
+    /// client's policy.
     pub fn endpoint(&self) -> Result<&Endpoint, RegistryError> {
+        if let Some(e) = self.endpoint.get() {
+            return Ok(e);
+        }
+        self.retrying(&mut Attempts::new(self.retry), || self.discover())
+    }
+
+    /// One try at [`Client::endpoint`].
+    fn discover(&self) -> Result<&Endpoint, RegistryError> {
         if let Some(e) = self.endpoint.get() {
             return Ok(e);
         }
@@ -238,8 +465,13 @@ impl Client {
         }
         let mut last = None;
         for (base, verified, http) in candidates {
-            match self.ping_once(http, &base) {
+            match self.ping(http, &base) {
                 Ok(()) => return Ok(self.endpoint.get_or_init(|| Endpoint { base, verified })),
+                // The registry answered there: its error is the answer
+                // (retried by the caller when it is worth it).
+                Err(e @ RegistryError::Status { .. }) => return Err(e),
+                // A TLS failure or a refused connection: the next candidate
+                // is the answer.
                 Err(e) => last = Some(e),
             }
         }
@@ -249,48 +481,25 @@ impl Client {
         }))
     }
 
-    fn ping_once(&self, http: &Http, base: &str) -> Result<(), RegistryError> {
-        let mut last = None;
-        for attempt in 0..self.attempts {
-            if attempt > 0 {
-                std::thread::sleep(backoff(attempt, None));
-            }
-            match http.get(format!("{base}/v2/")).send() {
-                Ok(resp) => {
-                    if let Some(c) = resp
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_challenge)
-                    {
-                        *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
-                    }
-                    let status = resp.status().as_u16();
-                    if resp.status().is_success() || status == 401 {
-                        return Ok(());
-                    }
-                    let e = self.status_error("ping", resp);
-                    if !e.is_retryable() {
-                        return Err(e);
-                    }
-                    last = Some(e);
-                }
-                Err(e) => {
-                    let e = self.connection_error(&format!("cannot reach {base}/v2/"), &e);
-                    // A TLS or refused connection will not change on retry here:
-                    // the next endpoint is the answer.
-                    return Err(e);
-                }
-            }
+    fn ping(&self, http: &Http, base: &str) -> Result<(), RegistryError> {
+        let url = format!("{base}/v2/");
+        let reply = self.dispatch(&format!("cannot reach {url}"), http.get(&url))?;
+        if let Some(c) = reply
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+        {
+            *self.challenge.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
         }
-        Err(last.unwrap_or_else(|| RegistryError::Policy {
-            registry: self.registry.clone(),
-            detail: "ping failed".into(),
-        }))
+        if reply.status().is_success() || reply.status() == StatusCode::UNAUTHORIZED {
+            return Ok(());
+        }
+        Err(self.status_error("ping", reply))
     }
 
     /// Builds an error from a failed response, reading its error body.
-    pub fn status_error(&self, what: &str, resp: Response) -> RegistryError {
+    pub fn status_error(&self, what: &str, resp: Reply) -> RegistryError {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -341,8 +550,10 @@ impl Client {
     /// Gets (and caches) a token for `scope` ahead of use, so a push asks
     /// once for `pull,push` rather than first for `pull`.
     pub fn authorize(&self, scope: &str) -> Result<(), RegistryError> {
-        self.endpoint()?;
-        self.authorization(scope, false).map(|_| ())
+        self.retrying(&mut Attempts::new(self.retry), || {
+            self.discover()?;
+            self.authorization(scope, false).map(|_| ())
+        })
     }
 
     /// A cached token for `scope`; a push token serves for pulls of the
@@ -393,9 +604,7 @@ impl Client {
             }
             None => http.get(with_form(realm, &query)),
         };
-        let resp = req
-            .send()
-            .map_err(|e| self.connection_error("get a token", &e))?;
+        let resp = self.dispatch("get a token", req)?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let detail = if self.credential.is_some() {
@@ -422,27 +631,31 @@ impl Client {
     }
 
     /// Sends a request with authentication, answering one challenge, and
-    /// retrying retryable failures with backoff (honouring `Retry-After`).
-    /// `make` builds the request from the HTTP client and the base URL; it
-    /// is called again for each attempt, so its body must be repeatable.
+    /// retrying retryable failures under the client's policy (honouring
+    /// `Retry-After`). `make` builds the request from the HTTP client and
+    /// the base URL; it is called again for each attempt, so its body must
+    /// be repeatable.
     pub fn send(
         &self,
         what: &str,
         scope: &str,
         make: &dyn Fn(&Http, &str) -> RequestBuilder,
         ok: &dyn Fn(StatusCode) -> bool,
-    ) -> Result<Response, RegistryError> {
-        let mut attempt = 0;
-        loop {
-            let result = self.send_once(what, scope, make, ok);
-            match result {
-                Err(e) if e.is_retryable() && attempt + 1 < self.attempts => {
-                    attempt += 1;
-                    std::thread::sleep(backoff(attempt, e.retry_after()));
-                }
-                other => return other,
-            }
-        }
+    ) -> Result<Reply, RegistryError> {
+        self.send_within(what, scope, make, ok, &mut Attempts::new(self.retry))
+    }
+
+    /// [`Client::send`], spending a budget the caller shares with other
+    /// tries of the same operation.
+    pub fn send_within(
+        &self,
+        what: &str,
+        scope: &str,
+        make: &dyn Fn(&Http, &str) -> RequestBuilder,
+        ok: &dyn Fn(StatusCode) -> bool,
+        attempts: &mut Attempts,
+    ) -> Result<Reply, RegistryError> {
+        self.retrying(attempts, || self.send_once(what, scope, make, ok))
     }
 
     /// One attempt: authenticate, send, and on a 401 refresh the token and
@@ -453,15 +666,15 @@ impl Client {
         scope: &str,
         make: &dyn Fn(&Http, &str) -> RequestBuilder,
         ok: &dyn Fn(StatusCode) -> bool,
-    ) -> Result<Response, RegistryError> {
-        let endpoint = self.endpoint()?.clone();
+    ) -> Result<Reply, RegistryError> {
+        let endpoint = self.discover()?.clone();
         let mut fresh = false;
         loop {
             let mut req = make(self.http(), &endpoint.base);
             if let Some(h) = self.authorization(scope, fresh)? {
                 req = req.header(AUTHORIZATION, h);
             }
-            let resp = req.send().map_err(|e| self.connection_error(what, &e))?;
+            let resp = self.dispatch(what, req)?;
             let status = resp.status();
             // A 401 with a challenge: the token expired or the scope grew.
             if status == StatusCode::UNAUTHORIZED
@@ -591,18 +804,20 @@ impl Client {
         Ok(Some(resp.content_length().unwrap_or(0)))
     }
 
-    /// Opens a blob from `offset` (a `Range` request when not at 0). Returns
-    /// the response and the offset it actually starts at (0 when the server
+    /// Opens a blob from `offset` (a `Range` request when not at 0),
+    /// spending `attempts`, which the caller shares with the resumptions of
+    /// the same download. The body says where it starts (0 when the server
     /// ignored the range).
     pub fn get_blob(
         &self,
         repository: &str,
         d: &Digest,
         offset: u64,
-    ) -> Result<(Response, u64), RegistryError> {
+        attempts: &mut Attempts,
+    ) -> Result<BlobBody, RegistryError> {
         let what = format!("download blob {d}");
         let scope = super::auth::repository_scope(repository, &["pull"]);
-        let resp = self.send(
+        let mut reply = self.send_within(
             &what,
             &scope,
             &|h, base| {
@@ -614,13 +829,15 @@ impl Client {
                 }
             },
             &|s| s.is_success(),
+            attempts,
         )?;
-        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+        let start = if reply.status() == StatusCode::PARTIAL_CONTENT {
             offset
         } else {
             0
         };
-        Ok((resp, start))
+        reply.permits.stream();
+        Ok(BlobBody { reply, start })
     }
 
     /// Asks the registry to link a blob from another repository of the
@@ -651,8 +868,11 @@ impl Client {
         if resp.status() == StatusCode::CREATED {
             return Ok(true);
         }
+        let started = location(&resp);
+        // Its room in the limiter goes back before the next request asks.
+        drop(resp);
         // 202: the registry started an ordinary upload instead; cancel it.
-        if let Some(loc) = location(&resp) {
+        if let Some(loc) = started {
             let base = self.endpoint()?.base.clone();
             let url = absolute(&base, &loc);
             let _ = self.send_once(
@@ -686,6 +906,7 @@ impl Client {
             .and_then(|v| v.parse().ok());
         let loc = location(&resp)
             .ok_or_else(|| self.bad(&what, "the registry gave no upload location".into()))?;
+        drop(resp);
         Ok((absolute(&self.endpoint()?.base, &loc), min_chunk))
     }
 
@@ -757,6 +978,11 @@ impl Client {
         if let Some(h) = auth {
             req = req.header(AUTHORIZATION, h);
         }
+        // The body is fed by a source that may itself need requests to this
+        // registry: it streams from the start.
+        let mut permits = self.permits();
+        permits.stream();
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let result: Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), reqwest::Error> =
             uploader.runtime.block_on(async {
                 let resp = req.send().await?;
@@ -770,6 +996,8 @@ impl Client {
                 Ok((status, headers, body))
             });
         let (status, headers, body) = result.map_err(|e| self.connection_error(what, &e))?;
+        self.observe(&permits, status);
+        drop(permits);
         if ok(status) {
             return Ok(UploadReply { status, headers });
         }
@@ -836,7 +1064,8 @@ impl Client {
                     .unwrap_or_else(|p| p.into_inner())
                     .clone()
                     .unwrap_or_else(|| unreachable!("checked above"));
-                self.fetch_token(&c, "").map(|_| ())
+                self.retrying(&mut Attempts::new(self.retry), || self.fetch_token(&c, ""))
+                    .map(|_| ())
             }
             Some(_) => self
                 .send(
@@ -850,16 +1079,7 @@ impl Client {
     }
 }
 
-/// Exponential backoff: 0.2 s, 0.4 s, 0.8 s …, capped at 10 s, or what the
-/// registry asked for.
-pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(d) = retry_after {
-        return d;
-    }
-    Duration::from_millis(100 << attempt.min(7)).min(Duration::from_secs(10))
-}
-
-fn location(resp: &Response) -> Option<String> {
+fn location(resp: &Reply) -> Option<String> {
     resp.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
@@ -950,15 +1170,5 @@ mod tests {
             "http://h/u?a=1&digest=sha256:x"
         );
         assert_eq!(url_escape("a b/c"), "a%20b%2Fc");
-    }
-
-    #[test]
-    fn backoff_grows_and_honours_retry_after() {
-        assert!(backoff(1, None) < backoff(3, None));
-        assert!(backoff(30, None) <= Duration::from_secs(10));
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
     }
 }

@@ -87,6 +87,15 @@ pub enum RegistryError {
         /// Why not.
         detail: String,
     },
+    /// A retryable failure that the client already retried as often as
+    /// its policy allows: nobody should retry it again.
+    #[error("{last} (gave up after {attempts} {})", if *attempts == 1 { "attempt" } else { "attempts" })]
+    Exhausted {
+        /// Tries spent since the last progress.
+        attempts: u32,
+        /// The last try's failure.
+        last: Box<RegistryError>,
+    },
 }
 
 fn status_text(status: u16, errors: &[ApiError]) -> String {
@@ -109,20 +118,30 @@ fn status_text(status: u16, errors: &[ApiError]) -> String {
 impl RegistryError {
     /// True for failures a later attempt may not meet: broken connections,
     /// server errors, rate limits.
+    /// Whether the client already spent its retries on it still shows in
+    /// [`RegistryError::retries_exhausted`].
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Connection { retryable, .. } => *retryable,
             RegistryError::Status { status, .. } => {
                 matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
             }
+            RegistryError::Exhausted { last, .. } => last.is_retryable(),
             _ => false,
         }
+    }
+
+    /// True when the client already retried this failure as often as its
+    /// policy allows, so a caller must not try again.
+    pub fn retries_exhausted(&self) -> bool {
+        matches!(self, RegistryError::Exhausted { .. })
     }
 
     /// How long the registry asked to wait before trying again.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             RegistryError::Status { retry_after, .. } => *retry_after,
+            RegistryError::Exhausted { last, .. } => last.retry_after(),
             _ => None,
         }
     }
@@ -131,6 +150,7 @@ impl RegistryError {
     pub fn status(&self) -> Option<u16> {
         match self {
             RegistryError::Status { status, .. } => Some(*status),
+            RegistryError::Exhausted { last, .. } => last.status(),
             _ => None,
         }
     }
@@ -139,21 +159,6 @@ impl RegistryError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
-}
-
-/// Parses `Retry-After` (seconds; an HTTP date is taken as "soon").
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(300)));
-    }
-    chrono::DateTime::parse_from_rfc2822(v).ok().map(|when| {
-        let wait = when
-            .signed_duration_since(chrono::Utc::now())
-            .num_seconds()
-            .clamp(0, 300);
-        Duration::from_secs(wait as u64)
-    })
 }
 
 #[cfg(test)]
@@ -181,10 +186,21 @@ mod tests {
             what: "pull".into(),
             status: 429,
             errors: vec![],
-            retry_after: parse_retry_after("2"),
+            retry_after: Some(Duration::from_secs(2)),
         };
         assert!(busy.is_retryable());
+        assert!(!busy.retries_exhausted());
         assert_eq!(busy.retry_after(), Some(Duration::from_secs(2)));
+        let spent = RegistryError::Exhausted {
+            attempts: 5,
+            last: Box::new(busy),
+        };
+        assert!(spent.is_retryable() && spent.retries_exhausted());
+        assert_eq!(spent.status(), Some(429));
+        assert_eq!(
+            spent.to_string(),
+            "r: pull: too many requests (HTTP 429) (gave up after 5 attempts)"
+        );
         assert!(parse_error_body(b"<html>").is_empty());
     }
 }

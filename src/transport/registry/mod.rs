@@ -1,6 +1,9 @@
 //! Registries: the distribution API as a source (pull) and a sink (push).
 //!
-//! - `client`: endpoint discovery, auth, retries and the API calls;
+//! - `client`: endpoint discovery, auth, the request loop and the API calls;
+//! - `retry`: the retry policy (backoff with jitter, `Retry-After`) and the
+//!   attempt budget one operation spends;
+//! - `limit`: requests in flight per registry (adaptive) and overall;
 //! - `auth`: challenges, Bearer tokens per scope, Basic;
 //! - `credentials`: docker's `config.json` and credential helpers;
 //! - `config`: strata's and docker's settings (insecure registries);
@@ -12,7 +15,11 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
+#[cfg(test)]
+mod fake;
+pub mod limit;
 pub mod manifests;
+pub mod retry;
 pub mod settings;
 pub mod tls;
 
@@ -30,8 +37,10 @@ use crate::progress::BlobKind;
 use crate::reference::Reference;
 use crate::transport::{BlobReader, Presence, Sink, Source, TransportError};
 
-pub use client::{Client, ClientOptions, UploadRequest};
+pub use client::{Client, ClientOptions, ClientStats, UploadRequest};
 pub use error::RegistryError;
+pub use limit::Limiter;
+pub use retry::RetryPolicy;
 pub use settings::Registries;
 
 impl From<RegistryError> for TransportError {
@@ -211,88 +220,87 @@ impl Source for Repository {
             size: d.size(),
             pos: 0,
             skip: 0,
-            response: None,
-            failures: 0,
+            body: None,
+            attempts: retry::Attempts::new(*self.client.retry_policy()),
         }))
     }
 }
 
-/// Attempts at each point of a download before giving up.
-const BLOB_ATTEMPTS: u32 = 5;
-
 /// A blob download that survives broken connections: on an error or a
 /// body cut short, it asks again with `Range: bytes=N-` from where it got
 /// to (and skips what it already has if the server ignores the range).
+/// Opening requests and resumptions spend one attempt budget, which bytes
+/// received renew: a blob that always fails costs the policy's attempts in
+/// requests, while a download that keeps making progress goes on.
+/// Its errors are [`RegistryError`]s inside `io::Error::other`, which
+/// [`TransportError::from_content`] takes out again.
 struct ResumingBlob<'a> {
     repo: &'a Repository,
     digest: Digest,
     size: u64,
     pos: u64,
     skip: u64,
-    response: Option<reqwest::blocking::Response>,
-    failures: u32,
+    body: Option<client::BlobBody>,
+    attempts: retry::Attempts,
 }
 
 impl ResumingBlob<'_> {
-    fn fail(&mut self, e: io::Error) -> io::Result<()> {
-        self.response = None;
-        self.failures += 1;
-        if self.failures >= BLOB_ATTEMPTS {
-            return Err(io::Error::new(
-                e.kind(),
-                format!(
-                    "{} after {} of {} bytes, {} attempts: {e}",
-                    self.digest, self.pos, self.size, self.failures
-                ),
-            ));
+    /// The body broke: waits to resume, or gives up when the budget is spent.
+    fn broken(&mut self, cause: String) -> io::Result<()> {
+        self.body = None;
+        let wait = self.attempts.failed(None);
+        let e = RegistryError::Connection {
+            registry: self.repo.client.registry().to_string(),
+            what: format!("download blob {}", self.digest),
+            detail: format!(
+                "the connection broke after {} of {} bytes: {cause}",
+                self.pos, self.size
+            ),
+            retryable: true,
+        };
+        match wait {
+            Some(wait) => {
+                self.repo.client.note_resumed();
+                std::thread::sleep(wait);
+                Ok(())
+            }
+            None => Err(io::Error::other(RegistryError::Exhausted {
+                attempts: self.attempts.failures(),
+                last: Box::new(e),
+            })),
         }
-        std::thread::sleep(client::backoff(self.failures, None));
-        Ok(())
     }
 }
 
 impl Read for ResumingBlob<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos >= self.size || buf.is_empty() {
+            if self.pos >= self.size {
+                // Done: the body's room in the limiter goes back now.
+                self.body = None;
                 return Ok(0);
             }
-            if self.response.is_none() {
-                match self
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            if self.body.is_none() {
+                let body = self
                     .repo
                     .client
-                    .get_blob(&self.repo.name, &self.digest, self.pos)
-                {
-                    Ok((resp, start)) => {
-                        self.skip = self.pos - start;
-                        self.response = Some(resp);
-                    }
-                    Err(e) if e.is_retryable() => {
-                        let wait = e.retry_after();
-                        self.fail(io::Error::other(e))?;
-                        if let Some(w) = wait {
-                            std::thread::sleep(w);
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(io::Error::other(e)),
-                }
+                    .get_blob(&self.repo.name, &self.digest, self.pos, &mut self.attempts)
+                    .map_err(io::Error::other)?;
+                self.skip = self.pos - body.start();
+                self.body = Some(body);
             }
             let want = buf
                 .len()
                 .min((self.size - self.pos + self.skip).min(usize::MAX as u64) as usize);
             let result = self
-                .response
+                .body
                 .as_mut()
                 .map_or(Ok(0), |r| r.read(&mut buf[..want]));
             match result {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the connection closed before the blob's end",
-                    );
-                    self.fail(e)?;
-                }
+                Ok(0) => self.broken("the body ended early".into())?,
                 Ok(mut n) => {
                     if self.skip > 0 {
                         let dropped = (self.skip as usize).min(n);
@@ -304,10 +312,11 @@ impl Read for ResumingBlob<'_> {
                         }
                     }
                     self.pos += n as u64;
-                    self.failures = 0;
+                    self.attempts.progressed();
                     return Ok(n);
                 }
-                Err(e) => self.fail(e)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.broken(e.to_string())?,
             }
         }
     }
@@ -338,6 +347,8 @@ pub type MountCandidates = Box<dyn Fn(&Digest) -> Vec<String> + Send + Sync>;
 /// One blob upload under way: what it is, how far it got, who to tell.
 struct Upload<'p> {
     what: String,
+    digest: Digest,
+    noun: &'static str,
     sent: u64,
     progress: &'p (dyn Fn(u64) + Sync),
 }
@@ -384,7 +395,9 @@ impl RepositorySink {
         let start = upload.sent;
         let progress = upload.progress;
         std::thread::scope(|s| {
-            let feeder = s.spawn(move || -> io::Result<u64> {
+            // Fails with the source's error, or with none when the request
+            // stopped taking the body (its reply says why).
+            let feeder = s.spawn(move || -> Result<u64, Option<io::Error>> {
                 let mut left = len;
                 let mut done = start;
                 while left > 0 {
@@ -401,13 +414,13 @@ impl RepositorySink {
                         Err(e) => {
                             // Aborts the request body, so nothing half-sent is taken.
                             let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                            return Err(e);
+                            return Err(Some(e));
                         }
                     };
                     left -= chunk.len() as u64;
                     done += chunk.len() as u64;
                     if tx.blocking_send(Ok(bytes::Bytes::from(chunk))).is_err() {
-                        return Err(io::Error::other("the upload stopped"));
+                        return Err(None);
                     }
                     progress(done);
                 }
@@ -419,15 +432,29 @@ impl RepositorySink {
                 .upload(&upload.what, &self.repo.name, request, body, ok);
             let fed = feeder
                 .join()
-                .unwrap_or_else(|_| Err(io::Error::other("upload feeder panicked")));
+                .unwrap_or_else(|_| Err(Some(io::Error::other("upload feeder panicked"))));
             match (fed, reply) {
-                // A source failure (say, a digest mismatch) is the real cause.
-                (Err(e), _) => Err(TransportError::io(format!("upload to {}", self.place()), e)),
+                // A source failure (a digest mismatch, a download that gave
+                // up) is the real cause.
+                (Err(Some(e)), _) => Err(TransportError::from_content(
+                    e,
+                    |reason| TransportError::Corrupt {
+                        place: self.place(),
+                        what: upload.noun,
+                        digest: upload.digest.clone(),
+                        reason,
+                    },
+                    || format!("upload {} to {}", upload.digest, self.place()),
+                )),
                 (Ok(done), Ok(r)) => {
                     upload.sent = done;
                     Ok(r)
                 }
-                (Ok(_), Err(e)) => Err(e.into()),
+                (_, Err(e)) => Err(e.into()),
+                (Err(None), Ok(_)) => Err(TransportError::io(
+                    format!("upload {} to {}", upload.digest, self.place()),
+                    io::Error::other("the registry answered before taking the whole blob"),
+                )),
             }
         })
     }
@@ -482,7 +509,7 @@ impl Sink for RepositorySink {
     fn put_blob(
         &self,
         d: &Descriptor,
-        _kind: &BlobKind,
+        kind: &BlobKind,
         content: &mut (dyn Read + Send),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TransportError> {
@@ -490,6 +517,8 @@ impl Sink for RepositorySink {
         let size = d.size();
         let mut upload = Upload {
             what: format!("upload blob {}", d.digest()),
+            digest: d.digest().clone(),
+            noun: crate::transport::blob_noun(kind),
             sent: 0,
             progress,
         };
@@ -557,5 +586,219 @@ impl Sink for RepositorySink {
 
     fn commit(&self) -> Result<(), TransportError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use oci_spec::image::MediaType;
+
+    use super::fake::{Answer, Fake, ranged};
+    use super::*;
+
+    fn client(fake: &Fake, attempts: u32) -> Arc<Client> {
+        let options = ClientOptions {
+            retry: RetryPolicy {
+                attempts,
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(4),
+            },
+            limiter: Some(Limiter::adaptive(8)),
+            global: None,
+            ..ClientOptions::default()
+        };
+        Arc::new(Client::new(&fake.addr, &options).unwrap())
+    }
+
+    fn blob(content: &[u8]) -> Descriptor {
+        Descriptor::new(
+            MediaType::ImageLayerGzip,
+            content.len() as u64,
+            crate::digest::sha256_of(content),
+        )
+    }
+
+    fn read(repo: &Repository, d: &Descriptor) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        repo.open_blob(d).unwrap().read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// The registry error an I/O error from a blob reader carries.
+    fn inner(e: io::Error) -> RegistryError {
+        *e.into_inner()
+            .expect("carries an error")
+            .downcast::<RegistryError>()
+            .expect("a registry error")
+    }
+
+    const CONTENT: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+    #[test]
+    fn a_blob_that_always_fails_costs_the_policys_attempts_in_requests() {
+        let fake = Fake::start(|r, _| match r.path.as_str() {
+            "/v2/" => Answer::status(200),
+            _ => Answer::status(503),
+        });
+        let c = client(&fake, 4);
+        // Discovery tries HTTPS twice on loopback before plain HTTP: those
+        // count as requests sent too.
+        c.endpoint().unwrap();
+        let before = c.stats().requests;
+        let repo = Repository::new(c.clone(), "r");
+        let e = inner(read(&repo, &blob(CONTENT)).unwrap_err());
+        assert!(e.retries_exhausted() && e.status() == Some(503), "{e}");
+        assert!(e.to_string().contains("download blob sha256:"), "{e}");
+        assert_eq!(fake.count("GET", "/blobs/"), 4);
+        let stats = c.stats();
+        assert_eq!(
+            (stats.requests - before, stats.retries),
+            (4, 3),
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn a_blob_that_fails_fewer_times_than_the_attempts_arrives() {
+        let fake = Fake::start(|r, n| match r.path.as_str() {
+            "/v2/" => Answer::status(200),
+            // The ping was request 0; blob requests 1 to 3 fail.
+            _ if n <= 3 => Answer::status(502),
+            _ => Answer::body(CONTENT),
+        });
+        let repo = Repository::new(client(&fake, 4), "r");
+        assert_eq!(read(&repo, &blob(CONTENT)).unwrap(), CONTENT);
+        assert_eq!(fake.count("GET", "/blobs/"), 4);
+        // One attempt fewer is not enough.
+        let fake = Fake::start(|r, n| match r.path.as_str() {
+            "/v2/" => Answer::status(200),
+            _ if n <= 3 => Answer::status(502),
+            _ => Answer::body(CONTENT),
+        });
+        let repo = Repository::new(client(&fake, 3), "r");
+        assert!(read(&repo, &blob(CONTENT)).is_err());
+        assert_eq!(fake.count("GET", "/blobs/"), 3);
+    }
+
+    #[test]
+    fn opening_and_resuming_a_download_share_one_budget() {
+        // 503, then a body broken before its first byte, and again: no
+        // progress, so four tries end it whichever way each one failed.
+        let fake = Fake::start(|r, n| match r.path.as_str() {
+            "/v2/" => Answer::status(200),
+            _ if n % 2 == 1 => Answer::status(503),
+            _ => Answer::body(CONTENT).cut(0),
+        });
+        let c = client(&fake, 4);
+        let repo = Repository::new(c.clone(), "r");
+        let e = inner(read(&repo, &blob(CONTENT)).unwrap_err());
+        assert!(e.retries_exhausted(), "{e}");
+        assert_eq!(fake.count("GET", "/blobs/"), 4);
+        let stats = c.stats();
+        assert_eq!(stats.retries + stats.resumed, 3, "{stats:?}");
+        assert_eq!(c.limiter().in_flight(), 0);
+    }
+
+    #[test]
+    fn a_download_that_keeps_making_progress_goes_on() {
+        // Every answer breaks after half of what it has to send: far more
+        // breaks than attempts, but each one brings bytes.
+        let fake = Fake::start(|r, _| match r.path.as_str() {
+            "/v2/" => Answer::status(200),
+            _ => {
+                let a = ranged(CONTENT, r.range.as_deref());
+                let half = a.body.len().div_ceil(2);
+                a.cut(half)
+            }
+        });
+        let c = client(&fake, 2);
+        let repo = Repository::new(c.clone(), "r");
+        assert_eq!(read(&repo, &blob(CONTENT)).unwrap(), CONTENT);
+        let gets = fake
+            .log()
+            .into_iter()
+            .filter(|s| s.path.contains("/blobs/"))
+            .collect::<Vec<_>>();
+        assert!(gets.len() > 3, "{gets:?}");
+        assert!(
+            gets[1..].iter().all(|s| s.range.is_some()),
+            "resumed with Range: {gets:?}"
+        );
+        assert_eq!(c.stats().resumed as usize, gets.len() - 1);
+        // Every body's room in the limiter went back.
+        assert_eq!(c.limiter().in_flight(), 0);
+    }
+
+    #[test]
+    fn throttled_requests_wait_lower_the_limit_and_succeed() {
+        let fake = Fake::start(|r, n| match r.path.as_str() {
+            "/v2/" => Answer::status(200),
+            _ if n <= 2 => Answer::status(429).header("Retry-After", "0"),
+            _ => Answer::status(200).header("Content-Length", "7"),
+        });
+        let c = client(&fake, 4);
+        assert_eq!(
+            c.blob_size("r", &crate::digest::sha256_of(b"x")).unwrap(),
+            Some(0)
+        );
+        let stats = c.stats();
+        assert_eq!((stats.throttled, stats.retries), (2, 2), "{stats:?}");
+        assert!(stats.limit < stats.max_in_flight, "{stats:?}");
+        assert_eq!(stats.max_in_flight, 8);
+    }
+
+    #[test]
+    fn a_client_that_never_reaches_the_registry_tries_the_policys_attempts() {
+        let fake = Fake::start(|_, _| Answer::status(503));
+        let c = client(&fake, 3);
+        let e = c.endpoint().unwrap_err();
+        assert!(e.retries_exhausted(), "{e}");
+        assert_eq!(fake.count("GET", "/v2/"), 3);
+        // The retried failure is not retried again by the next call's loop.
+        let e = c
+            .blob_size("r", &crate::digest::sha256_of(b"x"))
+            .unwrap_err();
+        assert!(e.retries_exhausted(), "{e}");
+        assert_eq!(fake.count("GET", "/v2/"), 6);
+    }
+
+    #[test]
+    fn uploads_are_tried_once_and_say_they_were_not_retried() {
+        let puts = Arc::new(AtomicUsize::new(0));
+        let seen = puts.clone();
+        let fake = Fake::start(move |r, _| match (r.method.as_str(), r.path.as_str()) {
+            (_, "/v2/") => Answer::status(200),
+            ("PUT", _) => {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Answer::status(503)
+            }
+            _ => Answer::status(500),
+        });
+        let c = client(&fake, 5);
+        c.endpoint().unwrap();
+        let before = c.stats().requests;
+        let (tx, body) = client::upload_body();
+        tx.blocking_send(Ok(bytes::Bytes::from_static(b"abc")))
+            .unwrap();
+        drop(tx);
+        let url = format!("http://{}/v2/r/blobs/uploads/x?digest=sha256:0", fake.addr);
+        let request = UploadRequest {
+            method: reqwest::Method::PUT,
+            url: &url,
+            headers: &[],
+            len: 3,
+        };
+        let e = c
+            .upload("upload blob", "r", request, body, &|s| {
+                s == StatusCode::CREATED
+            })
+            .err()
+            .expect("503");
+        assert!(e.is_retryable() && !e.retries_exhausted(), "{e}");
+        assert_eq!(puts.load(Ordering::SeqCst), 1);
+        assert_eq!(c.stats().requests - before, 1);
     }
 }

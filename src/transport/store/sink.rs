@@ -58,14 +58,9 @@ impl StoreSink<'_> {
     }
 
     fn corrupt(&self, kind: &BlobKind, digest: &Digest, reason: String) -> TransportError {
-        let what = match kind {
-            BlobKind::Layer { .. } => "layer",
-            BlobKind::Config => "config",
-            BlobKind::Manifest => "manifest",
-        };
         TransportError::Corrupt {
             place: self.place(),
-            what,
+            what: crate::transport::blob_noun(kind),
             digest: digest.clone(),
             reason,
         }
@@ -142,7 +137,20 @@ impl Sink for StoreSink<'_> {
         };
         let staged = blobs::ingest(&self.store.ingest_dir(), content, scan, progress).map_err(
             |e| match e {
-                IngestError::Read(e) => self.corrupt(kind, d.digest(), e.to_string()),
+                // A broken download is not a corrupt blob: only a digest or
+                // size mismatch is.
+                IngestError::Read(e) => TransportError::from_content(
+                    e,
+                    |reason| self.corrupt(kind, d.digest(), reason),
+                    || {
+                        format!(
+                            "{}: read {} {}",
+                            self.place(),
+                            crate::transport::blob_noun(kind),
+                            d.digest()
+                        )
+                    },
+                ),
                 IngestError::Store(e) => TransportError::Store(e),
             },
         )?;
@@ -292,5 +300,76 @@ impl Source for Store {
         let file = Store::open_blob(self, d.digest()).ok()?;
         let len = file.metadata().ok()?.len();
         (len == d.size()).then_some(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::image::MediaType;
+
+    use super::*;
+    use crate::transport::registry::RegistryError;
+
+    /// A content stream that gives some bytes, then fails with `error`.
+    struct Failing(Option<std::io::Error>);
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.take() {
+                Some(e) => Err(e),
+                None => {
+                    buf[0] = b'x';
+                    Ok(1)
+                }
+            }
+        }
+    }
+
+    fn put(error: std::io::Error) -> TransportError {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let sink = store.sink();
+        let d = Descriptor::new(MediaType::ImageConfig, 10, crate::digest::sha256_of(b"c"));
+        let mut content = Failing(Some(error));
+        let e = sink
+            .put_blob(&d, &BlobKind::Config, &mut content, &|_| {})
+            .unwrap_err();
+        // Nothing is left in the ingest area either way.
+        assert_eq!(std::fs::read_dir(store.ingest_dir()).unwrap().count(), 0);
+        e
+    }
+
+    #[test]
+    fn a_broken_download_is_reported_as_itself_not_as_corruption() {
+        let broken = RegistryError::Connection {
+            registry: "r".into(),
+            what: "download blob sha256:c".into(),
+            detail: "connection reset".into(),
+            retryable: true,
+        };
+        let e = put(std::io::Error::other(broken));
+        assert!(matches!(e, TransportError::Registry(_)), "{e:?}");
+        assert!(e.is_retryable() && !e.retries_exhausted());
+        assert!(e.to_string().contains("connection reset"), "{e}");
+    }
+
+    #[test]
+    fn a_digest_mismatch_stays_corruption() {
+        let e = put(crate::digest::invalid_data(
+            "content does not match its digest".into(),
+        ));
+        assert!(
+            matches!(e, TransportError::Corrupt { what: "config", .. }),
+            "{e:?}"
+        );
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn another_read_error_keeps_its_cause() {
+        let e = put(std::io::Error::from_raw_os_error(libc::EIO));
+        assert!(matches!(e, TransportError::Io { .. }), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("read config"), "{e}");
     }
 }
