@@ -110,8 +110,16 @@ pub struct RunArgs {
     /// Write a JSON report of the run to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Run only shard I of N of every mirror step (repositories split by a
+    /// stable hash of their name).
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Split mirror steps into N shards and run the one numbered by
+    /// $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod index).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
     /// Print the pipeline file's JSON Schema and exit.
-    #[arg(long, conflicts_with_all = ["pipeline", "dry_run", "report", "vars"])]
+    #[arg(long, conflicts_with_all = ["pipeline", "dry_run", "report", "vars", "shard", "shards"])]
     pub schema: bool,
     /// The pipeline file.
     #[arg(value_name = "PIPELINE.yaml", required_unless_present = "schema")]

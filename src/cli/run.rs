@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use strata::command::Context;
+use strata::mirror::Shard;
 use strata::pipeline::{self, RunOptions};
 use strata::transport::registry::Registries;
 
@@ -30,6 +31,13 @@ pub fn run(
     let Some(path) = args.pipeline else {
         anyhow::bail!("no pipeline file given");
     };
+    let shard = match shard(args.shard.as_deref(), args.shards) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            return Err(Reported(125).into());
+        }
+    };
     let checked = pipeline::load(&path, &args.vars)
         .and_then(|p| pipeline::apply_registries(&p, &mut registries).map(|()| p));
     let pipeline = match checked {
@@ -44,6 +52,7 @@ pub fn run(
     let ctx = Context::new(root, registries);
     let options = RunOptions {
         dry_run: args.dry_run,
+        shard,
     };
     let report = pipeline::run(&pipeline, &ctx, ui, &options);
     if let Some(file) = &args.report {
@@ -55,6 +64,27 @@ pub fn run(
         return Err(Reported(code).into());
     }
     Ok(())
+}
+
+/// The shard to run: `--shard I/N`, or `--shards N` with the index from
+/// `JOB_COMPLETION_INDEX`, as Kubernetes sets it in an Indexed Job's pods.
+fn shard(flag: Option<&str>, count: Option<u32>) -> anyhow::Result<Option<Shard>> {
+    if let Some(text) = flag {
+        return Ok(Some(Shard::parse(text)?));
+    }
+    let Some(count) = count else {
+        return Ok(None);
+    };
+    let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+        anyhow::anyhow!("--shards {count} needs JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job), or use --shard I/{count}")
+    })?;
+    let index: u32 = index
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("JOB_COMPLETION_INDEX={index:?} is not a number"))?;
+    Shard::new(index, count).map(Some).ok_or_else(|| {
+        anyhow::anyhow!("JOB_COMPLETION_INDEX={index} is not below --shards {count}")
+    })
 }
 
 /// Writes the report whole or not at all: a temporary file renamed over.

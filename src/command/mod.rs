@@ -259,6 +259,15 @@ pub enum CommandError {
     /// Each message is one line.
     #[error("{}", .0.join("; "))]
     Partial(Vec<String>),
+    /// A batch (a mirror) finished with some items failed: the outputs say
+    /// what was done, each failure is one line.
+    #[error("{} failed: {}", failures.len(), failures.join("; "))]
+    Incomplete {
+        /// What the command would have returned.
+        outputs: Box<serde_json::Value>,
+        /// One line per failed item.
+        failures: Vec<String>,
+    },
 }
 
 impl CommandError {

@@ -9,6 +9,7 @@ use crate::command::{
     mount::MountRequest, mount::UmountRequest, pull::PullRequest, push::PushRequest,
     rmi::RmiRequest, save::SaveRequest, search::SearchRequest, tag::TagRequest,
 };
+use crate::mirror::{MirrorRequest, Shard, run::MirrorOptions};
 use crate::reference::Reference;
 
 use super::expr::contains_expression;
@@ -31,6 +32,20 @@ pub const ACTIONS: &[(&str, &[&str])] = &[
     ("umount", &["unmounted"]),
     ("login", &["registry"]),
     ("logout", &["registry"]),
+    (
+        "mirror",
+        &[
+            "copied",
+            "skipped",
+            "failed",
+            "pruned",
+            "repositories",
+            "bytes",
+            "blobs_uploaded",
+            "blobs_mounted",
+            "shard",
+        ],
+    ),
 ];
 
 /// The outputs `action` gives, or `None` for an unknown action.
@@ -69,6 +84,17 @@ pub enum Request {
     Login(LoginRequest),
     /// `logout`
     Logout(LogoutRequest),
+    /// `mirror`
+    Mirror(Box<MirrorRequest>),
+}
+
+/// What a whole run decides for every step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepEnv {
+    /// Plan, change nothing.
+    pub dry_run: bool,
+    /// This worker's shard of every mirror.
+    pub shard: Option<Shard>,
 }
 
 /// A problem found in a request's values before anything runs: where (a
@@ -107,6 +133,7 @@ impl Request {
             "umount" => Request::Umount(from_node(body, mode)?),
             "login" => Request::Login(from_node(body, mode)?),
             "logout" => Request::Logout(from_node(body, mode)?),
+            "mirror" => Request::Mirror(Box::new(from_node(body, mode)?)),
             other => {
                 return Err(YamlError::at(body.pos, format!("unknown action `{other}`")));
             }
@@ -132,14 +159,34 @@ impl Request {
             Request::Pull(r) => reference("image", &r.image),
             Request::Push(r) => reference("image", &r.image),
             Request::Tag(r) => reference("target", &r.target),
+            Request::Mirror(r) => {
+                for (path, message) in r.problems() {
+                    out.push(Problem { path, message });
+                }
+            }
             _ => {}
         }
         out
     }
 
-    /// Runs the request.
-    pub fn run(&self, ctx: &Context, ui: &dyn Ui) -> Result<Value, CommandError> {
+    /// Whether a dry run asks the action itself for its plan (read-only
+    /// requests) rather than showing its keys.
+    pub fn plans_itself(&self) -> bool {
+        matches!(self, Request::Mirror(_))
+    }
+
+    /// Runs the request (for a dry run, an action that plans itself).
+    pub fn run(&self, ctx: &Context, ui: &dyn Ui, env: &StepEnv) -> Result<Value, CommandError> {
         match self {
+            Request::Mirror(r) => crate::mirror::run(
+                ctx,
+                r,
+                ui,
+                &MirrorOptions {
+                    dry_run: env.dry_run,
+                    shard: env.shard,
+                },
+            ),
             Request::Search(r) => command::search::run(ctx, r, ui),
             Request::Pull(r) => command::pull::run(ctx, r, ui),
             Request::Push(r) => command::push::run(ctx, r, ui),

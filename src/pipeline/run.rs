@@ -17,7 +17,7 @@ use crate::command::{CommandError, Context, TransferMode, TransferView, Ui};
 use crate::digest::Digest;
 use crate::progress::{Event, Outcome, Progress};
 
-use super::action::Request;
+use super::action::{Request, StepEnv};
 use super::expr::{self, Scope, Template};
 use super::spec::{Pipeline, Step};
 use super::yaml::{Mode, Node, NodeKind};
@@ -27,6 +27,8 @@ use super::yaml::{Mode, Node, NodeKind};
 pub struct RunOptions {
     /// Print the plan and change nothing.
     pub dry_run: bool,
+    /// Run only this worker's shard of every mirror step.
+    pub shard: Option<crate::mirror::Shard>,
 }
 
 /// How a step ended.
@@ -444,7 +446,11 @@ fn run_item(
                     None => format!("{}: {}: {}", pipeline.file, step.action, e.message),
                 })
         });
-    if options.dry_run {
+    let env = StepEnv {
+        dry_run: options.dry_run,
+        shard: options.shard,
+    };
+    if options.dry_run && !evaluated.as_ref().is_ok_and(|(_, r)| r.plans_itself()) {
         // Values from earlier steps are not known without running them:
         // such a step is shown with its expressions as written.
         let shown = match &evaluated {
@@ -477,7 +483,7 @@ fn run_item(
     };
     for attempt in 1..=step.retry.attempts {
         report.attempts = attempt;
-        let result = attempt_once(step, ctx, &counting, &request);
+        let result = attempt_once(step, ctx, &counting, &request, &env);
         match result {
             Ok(outputs) => {
                 report.status = Status::Succeeded;
@@ -488,6 +494,11 @@ fn run_item(
             Err(e) => {
                 let text = error_text(&e);
                 report.error = Some(text.clone());
+                if let StepError::Command(c) = &e
+                    && let CommandError::Incomplete { outputs, .. } = &**c
+                {
+                    report.outputs = (**outputs).clone();
+                }
                 if attempt < step.retry.attempts {
                     let wait = step.retry.backoff * 2u32.saturating_pow(attempt - 1);
                     ui.warn(&format!(
@@ -512,6 +523,9 @@ fn error_text(e: &StepError) -> String {
     match e {
         StepError::Command(e) => match &**e {
             CommandError::Partial(list) => list.join("; "),
+            CommandError::Incomplete { failures, .. } => {
+                format!("{} failed: {}", failures.len(), failures.join("; "))
+            }
             e => {
                 let mut text = e.to_string();
                 let mut source = std::error::Error::source(e);
@@ -543,10 +557,11 @@ fn attempt_once(
     ctx: &Context,
     ui: &CountingUi<'_>,
     request: &Request,
+    env: &StepEnv,
 ) -> Result<Value, StepError> {
     let Some(limit) = step.timeout else {
         return request
-            .run(ctx, ui)
+            .run(ctx, ui, env)
             .map_err(|e| StepError::Command(Box::new(e)));
     };
     let cancel = Cancel::new();
@@ -555,7 +570,7 @@ fn attempt_once(
     std::thread::scope(|s| {
         let ctx = &ctx;
         s.spawn(move || {
-            let _ = tx.send(request.run(ctx, ui));
+            let _ = tx.send(request.run(ctx, ui, env));
         });
         match rx.recv_timeout(limit) {
             Ok(result) => result.map_err(|e| StepError::Command(Box::new(e))),
