@@ -399,6 +399,14 @@ impl Platform {
         }
     }
 
+    /// Whether `other` is this platform: OS and architecture equal, and the
+    /// variant too when this one names it.
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+
     /// Parses `os/arch[/variant]`.
     pub fn parse(s: &str) -> Option<Platform> {
         let mut parts = s.split('/');

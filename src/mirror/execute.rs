@@ -200,7 +200,18 @@ pub fn run_job(
                     }
                 }
             }
-            Ok(ManifestKind::Image) => {}
+            Ok(ManifestKind::Image) => match image_platform(&src, m) {
+                Ok(Some(p)) if !settings.platforms.iter().any(|w| w.matches(&p)) => {
+                    return (0..target_names.len())
+                        .map(|i| Outcome {
+                            note: Some(format!("a {p} image, not one of the platforms asked for")),
+                            ..outcome(i, m.digest.as_ref(), Status::Skipped)
+                        })
+                        .collect();
+                }
+                Ok(_) => {}
+                Err(e) => return fail_all(e.to_string()),
+            },
             Err(e) => return fail_all(top_error(&place, e).to_string()),
         }
     }
@@ -269,6 +280,24 @@ pub fn run_job(
         }
     }
     results.into_iter().flatten().collect()
+}
+
+/// The platform a single-platform image's config states.
+fn image_platform(src: &Repository, m: &RawManifest) -> Result<Option<Platform>, TransportError> {
+    let Ok(parsed) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&m.bytes) else {
+        return Ok(None);
+    };
+    let config: Value =
+        serde_json::from_slice(&src.read_small_blob(parsed.config())?).unwrap_or_default();
+    let field = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(match (field("os"), field("architecture")) {
+        (Some(os), Some(architecture)) => Some(Platform {
+            os,
+            architecture,
+            variant: field("variant"),
+        }),
+        _ => None,
+    })
 }
 
 /// Copies the image (and its referrers) to the targets in `needing`,
@@ -349,24 +378,28 @@ fn copy_to(
 }
 
 /// The manifests that refer to `subject` in the source: from the referrers
-/// API, else from the `sha256-<hex>` fallback tag.
-fn referrers_of(src: &Repository, subject: &Digest) -> Result<Vec<Descriptor>, TransportError> {
-    let index = match src.client().referrers(src.name(), subject)? {
-        Some(i) => Some(i),
+/// API, else from the `sha256-<hex>` fallback tag (whose index is returned
+/// too, so a target without one gets it byte for byte).
+fn referrers_of(
+    src: &Repository,
+    subject: &Digest,
+) -> Result<(Vec<Descriptor>, Option<RawManifest>), TransportError> {
+    let (index, fallback) = match src.client().referrers(src.name(), subject)? {
+        Some(i) => (Some(i), false),
         None => match src
             .client()
             .get_manifest(src.name(), &referrers_tag(subject))
         {
-            Ok(m) => Some(m),
-            Err(e) if e.is_not_found() => None,
+            Ok(m) => (Some(m), true),
+            Err(e) if e.is_not_found() => (None, false),
             Err(e) => return Err(e.into()),
         },
     };
     let Some(index) = index else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
-    let parsed = Index::new(index).map_err(|e| top_error(&src.place(), e))?;
-    Ok(parsed.children().to_vec())
+    let parsed = Index::new(index.clone()).map_err(|e| top_error(&src.place(), e))?;
+    Ok((parsed.children().to_vec(), fallback.then_some(index)))
 }
 
 /// Copies every referrer of `subject` (its blobs, then its manifest by
@@ -378,7 +411,7 @@ fn copy_referrers(
     fan: &FanOut<'_>,
     sinks: &[LedgerSink],
 ) -> Result<Vec<String>, TransportError> {
-    let found = referrers_of(src, subject)?;
+    let (found, source_index) = referrers_of(src, subject)?;
     if found.is_empty() {
         return Ok(Vec::new());
     }
@@ -411,7 +444,7 @@ fn copy_referrers(
         fan.put_manifest(&m, &[])?;
     }
     for sink in sinks {
-        merge_fallback_index(sink, subject, &found)?;
+        merge_fallback_index(sink, subject, &found, source_index.as_ref())?;
     }
     Ok(found.iter().map(|d| d.digest().to_string()).collect())
 }
@@ -422,6 +455,7 @@ fn merge_fallback_index(
     sink: &LedgerSink,
     subject: &Digest,
     found: &[Descriptor],
+    source_index: Option<&RawManifest>,
 ) -> Result<(), TransportError> {
     let client = sink.client();
     let repo = sink.repository();
@@ -438,7 +472,13 @@ fn merge_fallback_index(
                 manifests.extend(list.iter().cloned());
             }
         }
-        Err(e) if e.is_not_found() => {}
+        Err(e) if e.is_not_found() => {
+            // Nothing there yet: the source's own index, byte for byte.
+            if let Some(index) = source_index {
+                client.put_manifest(repo, &tag, index)?;
+                return Ok(());
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     let before = manifests.len();
@@ -498,7 +538,10 @@ pub fn prune(
         ..Pruned::default()
     };
     let tags = match repo.tags() {
-        Ok(tags) => tags,
+        Ok(mut tags) => {
+            tags.sort();
+            tags
+        }
         Err(e) if e.is_not_found() => return Ok(pruned),
         Err(e) => return Err(e.into()),
     };

@@ -158,7 +158,10 @@ pub fn plan_repository(
         }
     };
     // The OCI 1.1 fallback tags of referrers travel with their subjects.
-    let tags: Vec<String> = tags.into_iter().filter(|t| !is_referrers_tag(t)).collect();
+    // Sorted: registries list in no promised order, and plans and reports
+    // read best sorted.
+    let mut tags: Vec<String> = tags.into_iter().filter(|t| !is_referrers_tag(t)).collect();
+    tags.sort();
     plan.found = tags.len();
     let mut fetched: HashMap<String, RawManifest> = HashMap::new();
     let mut created = |tag: &str| -> Result<Option<DateTime<Utc>>, TransportError> {

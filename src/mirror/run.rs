@@ -419,14 +419,31 @@ fn dry_run(
             "prune": prune_list,
         }));
     }
-    Ok(json!({
+    let outputs = json!({
         "repositories": repos_out,
         "copied": [],
         "skipped": [],
         "failed": [],
         "pruned": [],
         "shard": options.shard.map(|s| s.to_string()),
-    }))
+    });
+    // A repository that cannot be planned would fail the real run too.
+    let failures: Vec<String> = plans
+        .iter()
+        .filter_map(|p| {
+            p.error
+                .as_ref()
+                .map(|e| format!("{}/{}: {e}", req.from, p.source))
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(outputs)
+    } else {
+        Err(CommandError::Incomplete {
+            outputs: Box::new(outputs),
+            failures,
+        })
+    }
 }
 
 /// The blobs an image or index needs (children's too), from manifests only.

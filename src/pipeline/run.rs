@@ -481,7 +481,13 @@ fn run_item(
         bytes: AtomicU64::new(0),
         quiet,
     };
-    for attempt in 1..=step.retry.attempts {
+    // A dry run reads and plans: once is enough.
+    let attempts = if options.dry_run {
+        1
+    } else {
+        step.retry.attempts
+    };
+    for attempt in 1..=attempts {
         report.attempts = attempt;
         let result = attempt_once(step, ctx, &counting, &request, &env);
         match result {
@@ -499,11 +505,10 @@ fn run_item(
                 {
                     report.outputs = (**outputs).clone();
                 }
-                if attempt < step.retry.attempts {
+                if attempt < attempts {
                     let wait = step.retry.backoff * 2u32.saturating_pow(attempt - 1);
                     ui.warn(&format!(
-                        "strata: {label}: attempt {attempt} of {} failed: {text}; trying again in {}",
-                        step.retry.attempts,
+                        "strata: {label}: attempt {attempt} of {attempts} failed: {text}; trying again in {}",
                         humantime(wait)
                     ));
                     std::thread::sleep(wait);

@@ -401,14 +401,19 @@ impl Client {
             if !e.is_retryable() || e.retries_exhausted() {
                 return Err(e);
             }
-            match attempts.failed(e.retry_after()) {
+            let next = if e.status() == Some(429) {
+                attempts.throttled(e.retry_after())
+            } else {
+                attempts.failed(e.retry_after())
+            };
+            match next {
                 Some(wait) => {
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(wait);
                 }
                 None => {
                     return Err(RegistryError::Exhausted {
-                        attempts: attempts.failures(),
+                        attempts: attempts.tries(),
                         last: Box::new(e),
                     });
                 }

@@ -73,6 +73,7 @@ fn jitter(up_to: Duration) -> Duration {
 pub struct Attempts {
     policy: RetryPolicy,
     failures: u32,
+    throttles: u32,
 }
 
 impl Attempts {
@@ -81,6 +82,7 @@ impl Attempts {
         Attempts {
             policy,
             failures: 0,
+            throttles: 0,
         }
     }
 
@@ -92,6 +94,16 @@ impl Attempts {
             .then(|| self.policy.wait(self.failures, retry_after))
     }
 
+    /// Records a refusal to serve now (429): the request waits as asked
+    /// and tries again. A rate limit says "slower", not "broken", so it has
+    /// a budget of its own, four times the policy's attempts, and does not
+    /// spend the budget for failures.
+    pub fn throttled(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        self.throttles += 1;
+        (self.throttles < self.policy.attempts.max(1).saturating_mul(4))
+            .then(|| self.policy.wait(self.throttles, retry_after))
+    }
+
     /// Records progress: the budget starts over.
     pub fn progressed(&mut self) {
         self.failures = 0;
@@ -100,6 +112,11 @@ impl Attempts {
     /// Failed tries since the last progress.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Every failed try, refusals to serve (429) included.
+    pub fn tries(&self) -> u32 {
+        self.failures + self.throttles
     }
 
     /// The policy this budget follows.
@@ -219,6 +236,15 @@ mod tests {
             a.progressed();
         }
         assert_eq!(a.failures(), 0);
+        let mut throttled = Attempts::new(policy());
+        for _ in 0..15 {
+            assert!(throttled.throttled(None).is_some());
+        }
+        assert!(
+            throttled.failed(None).is_some(),
+            "429s leave the failure budget"
+        );
+        assert_eq!(throttled.throttled(None), None, "the sixteenth 429 ends it");
         let mut once = Attempts::new(RetryPolicy::once());
         assert_eq!(once.failed(None), None);
     }
