@@ -55,6 +55,7 @@ pub fn apply_registries(pipeline: &Pipeline, registries: &mut Registries) -> Res
                         username: c.username,
                         password: c.password,
                     }),
+                    max_in_flight: s.max_concurrent,
                 },
             ),
             Err(message) => problems.push(Diagnostic {

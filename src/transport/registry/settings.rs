@@ -38,6 +38,9 @@ pub struct Override {
     pub insecure: bool,
     /// Use this credential instead of the stored one.
     pub credential: Option<Credential>,
+    /// Requests in flight at once to this registry, at most (the limit
+    /// adapts below it on 429s).
+    pub max_in_flight: Option<usize>,
 }
 
 impl Registries {
@@ -73,11 +76,17 @@ impl Registries {
             Some(c) => Some(c),
             None => credentials::lookup(registry)?,
         };
+        let defaults = ClientOptions::default();
         Ok(ClientOptions {
             insecure: self.insecure.clone(),
             tls: self.tls.clone(),
             credential,
-            ..ClientOptions::default()
+            max_in_flight: self
+                .overrides
+                .get(registry)
+                .and_then(|o| o.max_in_flight)
+                .unwrap_or(defaults.max_in_flight),
+            ..defaults
         })
     }
 
