@@ -823,3 +823,53 @@ fn the_mirroring_example_pipelines_run() {
         .collect();
     assert_eq!(got.len(), 2, "latest: 2 of team/app: {got:?}");
 }
+
+#[test]
+fn progress_is_a_status_line_on_a_terminal_and_plain_lines_otherwise() {
+    let reg = need("STRATA_TEST_REGISTRY_PLAIN");
+    let (p, _) = fixture(&reg);
+    let s = Strata::isolated();
+    let step = |prefix: &str| {
+        format!(
+            "version: 1\nsteps:\n  - mirror:\n      from: {reg}\n      to: [{{registry: {reg}, prefix: {prefix}/}}]\n      repositories: [{p}/team/web]\n      tags: {{include: ['^v']}}\n"
+        )
+    };
+    // Not a terminal: one plain line per tag, then the summary.
+    let (r, _) = run(&s, &pipeline(&s, &step(&unique("plain"))), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("copied ")).count(),
+        6,
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("mirror: 6 copied, 0 up to date, 0 failed; ")
+    );
+    // On a terminal: the status line redrawn, tags done of all.
+    let file = pipeline(&s, &step(&unique("tty")));
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 150; {bin} run {}", file.display()),
+            "/dev/null",
+        ])
+        .env("STRATA_ROOT", s.root())
+        .env("DOCKER_CONFIG", s.path("docker-config"))
+        .env("STRATA_CONFIG", s.path("strata-config"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\r\u{1b}[2Kmirror: 6/6 tags, "), "{text:?}");
+    assert!(
+        !text.contains("copied "),
+        "no per-tag lines on a terminal: {text:?}"
+    );
+}
