@@ -40,6 +40,8 @@ pub enum TransferMode {
     Pull,
     /// `push`: "Preparing", "Pushing", "Pushed".
     Push,
+    /// `copy`: "Waiting", "Copying", "Done".
+    Copy,
 }
 
 /// A view of one command's transfers, as the front end draws them.
