@@ -241,8 +241,12 @@ impl ResumingBlob<'_> {
             return Err(io::Error::new(
                 e.kind(),
                 format!(
-                    "{} after {} of {} bytes, {} attempts: {e}",
-                    self.digest, self.pos, self.size, self.failures
+                    "download of {} from {} broke after {} of {} bytes, {} attempts: {e}",
+                    self.digest,
+                    self.repo.place(),
+                    self.pos,
+                    self.size,
+                    self.failures
                 ),
             ));
         }
