@@ -19,7 +19,7 @@ use crate::transport::archive::{
     ArchiveLayout, ArchiveSink, ArchiveSource, Input, OutputCompression,
 };
 use crate::transport::layout::{LayoutSink, LayoutSource};
-use crate::transport::registry::{PlatformChoice, Repository, RepositorySink};
+use crate::transport::registry::{PlatformChoice, Repository, RepositorySink, auth};
 use crate::transport::store::{Store, StoreSink, Target, temp_path};
 use crate::transport::{Sink, Source, TransportError};
 
@@ -80,7 +80,13 @@ pub fn run(
             source: Box::new(e),
         }
     };
-    let source = open_source(ctx, &from, &choice, ui).map_err(at(&from))?;
+    // The destination registry is reached (endpoint probe, token) while the
+    // source is read: its round trips are then off the copy's path.
+    let source = std::thread::scope(|s| {
+        s.spawn(|| warm_up(ctx, &to));
+        open_source(ctx, &from, &choice, ui)
+    })
+    .map_err(at(&from))?;
     let what = &source.what;
     let destination = open_destination(ctx, &to, &source).map_err(at(&to))?;
 
@@ -186,6 +192,17 @@ fn open_source<'a>(
             let what = from_store(store, query, choice, ui)?;
             Ok(opened(Box::new(store.clone()), what))
         }
+    }
+}
+
+/// Finds a registry destination's endpoint and gets its push token, so the
+/// first blob check finds both ready. Failures are left for the copy itself
+/// to meet and report.
+fn warm_up(ctx: &Context, address: &Address) {
+    if let Address::Registry(name) = address
+        && let Ok(client) = ctx.registries().client(name.domain())
+    {
+        let _ = client.authorize(&auth::repository_scope(name.path(), &["pull", "push"]));
     }
 }
 
