@@ -242,6 +242,9 @@ fn check_all(
 }
 
 /// Moves blobs with bounded parallelism; the first failure stops the rest.
+/// In parallel, the largest blobs start first: the copy takes as long as
+/// its longest transfer, which should not wait behind small ones. One at a
+/// time (a stream such as an archive), they go in image order.
 fn transfer_all(
     source: &dyn Source,
     sink: &dyn Sink,
@@ -254,6 +257,10 @@ fn transfer_all(
         .min(sink.parallelism())
         .min(todo.len())
         .max(1);
+    let mut order: Vec<&(Descriptor, BlobKind)> = todo.iter().collect();
+    if workers > 1 {
+        order.sort_by_key(|(d, _)| std::cmp::Reverse(d.size()));
+    }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<TransportError>> = Mutex::new(None);
@@ -262,7 +269,7 @@ fn transfer_all(
             s.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((d, kind)) = todo.get(i) else { break };
+                    let Some((d, kind)) = order.get(i) else { break };
                     if options.cancel.is_cancelled() {
                         failed.store(true, Ordering::Relaxed);
                         first_error
@@ -397,6 +404,9 @@ mod tests {
         most: AtomicUsize,
         fail: Option<Digest>,
         received: AtomicU64,
+        started: Mutex<Vec<Digest>>,
+        /// Whether odd-numbered blobs are there already.
+        has_odd: bool,
     }
 
     impl SlowSink {
@@ -407,6 +417,8 @@ mod tests {
                 most: AtomicUsize::new(0),
                 fail,
                 received: AtomicU64::new(0),
+                started: Mutex::new(Vec::new()),
+                has_odd: true,
             }
         }
     }
@@ -434,15 +446,19 @@ mod tests {
                     digest: d.digest().clone(),
                 });
             }
-            Ok(Presence::from_bool(i % 2 == 1))
+            Ok(Presence::from_bool(self.has_odd && i % 2 == 1))
         }
         fn put_blob(
             &self,
-            _: &Descriptor,
+            d: &Descriptor,
             _: &BlobKind,
             content: &mut (dyn Read + Send),
             _: &(dyn Fn(u64) + Sync),
         ) -> Result<(), TransportError> {
+            self.started.lock().unwrap().push(d.digest().clone());
+            // Long enough that a worker that started later has also started
+            // before this one finishes and takes another blob.
+            std::thread::sleep(Duration::from_millis(50));
             let n = std::io::copy(content, &mut std::io::sink())
                 .map_err(|e| TransportError::io("drain", e))?;
             self.received.fetch_add(n, Ordering::SeqCst);
@@ -527,6 +543,48 @@ mod tests {
         let odd: Vec<Digest> = order.iter().skip(1).step_by(2).cloned().collect();
         assert_eq!(report.skipped, odd);
         assert_eq!(sink.received.load(Ordering::SeqCst), report.bytes);
+    }
+
+    #[test]
+    fn in_parallel_the_largest_blobs_start_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let small = "s".repeat(10);
+        let middle = "m".repeat(3000);
+        let large = "l".repeat(9000);
+        let m = image_blobs(tmp.path(), "amd64", &[&small, &middle, &large]);
+        layout(tmp.path(), vec![entry(&m, Some("v1"))]);
+        let source = LayoutSource::open(tmp.path()).unwrap();
+        let what = source.resolve(Some("v1"), &PlatformChoice::All).unwrap();
+        let layers: Vec<Digest> = blobs_of(&what)[..3].to_vec();
+        let run = |parallelism| {
+            // Nothing present: every blob moves.
+            let sink = SlowSink {
+                has_odd: false,
+                ..SlowSink::new(blobs_of(&what), None)
+            };
+            let options = CopyOptions {
+                parallelism,
+                ..CopyOptions::default()
+            };
+            copy(
+                &source,
+                &sink,
+                &what,
+                &[],
+                &options,
+                &crate::progress::Silent,
+            )
+            .unwrap();
+            sink.started.into_inner().unwrap()
+        };
+        // One at a time: image order (config last).
+        assert_eq!(run(1)[..3], layers[..]);
+        // Two at a time: the two largest go first, in either order.
+        let started = run(2);
+        assert!(
+            started[..2].contains(&layers[1]) && started[..2].contains(&layers[2]),
+            "{started:?}"
+        );
     }
 
     #[test]

@@ -195,14 +195,15 @@ fn open_source<'a>(
     }
 }
 
-/// Finds a registry destination's endpoint and gets its push token, so the
-/// first blob check finds both ready. Failures are left for the copy itself
-/// to meet and report.
+/// Finds a registry destination's endpoint, gets its push token and sets up
+/// its upload client, so the first blob check and the first upload find
+/// them ready. Failures are left for the copy itself to meet and report.
 fn warm_up(ctx: &Context, address: &Address) {
     if let Address::Registry(name) = address
         && let Ok(client) = ctx.registries().client(name.domain())
     {
         let _ = client.authorize(&auth::repository_scope(name.path(), &["pull", "push"]));
+        let _ = client.prepare_uploads();
     }
 }
 
