@@ -127,52 +127,52 @@ pub fn copy(
     progress: &dyn Progress,
 ) -> Result<CopyReport, TransportError> {
     let mut report = CopyReport::default();
-    let mut todo: Vec<(Descriptor, BlobKind)> = Vec::new();
+    let mut blobs: Vec<(Descriptor, BlobKind)> = Vec::new();
     let mut seen = HashSet::new();
     for image in what.images() {
-        let blobs = image
-            .layers()
-            .iter()
-            .map(|l| {
-                (
-                    l.descriptor.clone(),
-                    BlobKind::Layer {
-                        diff_id: l.diff_id.clone(),
-                    },
-                )
-            })
-            .chain(std::iter::once((
-                image.config_descriptor().clone(),
-                BlobKind::Config,
-            )));
-        for (d, kind) in blobs {
-            if !seen.insert(d.digest().clone()) {
+        let layers = image.layers().iter().map(|l| {
+            (
+                l.descriptor.clone(),
+                BlobKind::Layer {
+                    diff_id: l.diff_id.clone(),
+                },
+            )
+        });
+        let config = std::iter::once((image.config_descriptor().clone(), BlobKind::Config));
+        for (d, kind) in layers.chain(config) {
+            if seen.insert(d.digest().clone()) {
+                blobs.push((d, kind));
+            }
+        }
+    }
+    let presence = check_all(sink, &blobs, options)?;
+    // Reported in image order, whichever check finished first.
+    let mut todo: Vec<(Descriptor, BlobKind)> = Vec::new();
+    for ((d, kind), presence) in blobs.into_iter().zip(presence) {
+        let outcome = match presence {
+            Presence::Absent => {
+                progress.event(Event::BlobQueued {
+                    digest: d.digest().clone(),
+                    kind: kind.clone(),
+                    size: d.size(),
+                });
+                todo.push((d, kind));
                 continue;
             }
-            let outcome = match sink.has_blob(&d)? {
-                Presence::Absent => {
-                    progress.event(Event::BlobQueued {
-                        digest: d.digest().clone(),
-                        kind: kind.clone(),
-                        size: d.size(),
-                    });
-                    todo.push((d, kind));
-                    continue;
-                }
-                Presence::Present => Outcome::Present,
-                Presence::Mounted { from } => Outcome::Mounted { from },
-            };
-            progress.event(Event::BlobDone {
-                digest: d.digest().clone(),
-                kind,
-                outcome,
-            });
-            report.skipped.push(d.digest().clone());
-        }
+            Presence::Present => Outcome::Present,
+            Presence::Mounted { from } => Outcome::Mounted { from },
+        };
+        progress.event(Event::BlobDone {
+            digest: d.digest().clone(),
+            kind,
+            outcome,
+        });
+        report.skipped.push(d.digest().clone());
     }
     transfer_all(source, sink, &todo, options, progress)?;
     report.bytes = todo.iter().map(|(d, _)| d.size()).sum();
     report.copied = todo.into_iter().map(|(d, _)| d.digest().clone()).collect();
+    progress.event(Event::WritingManifests);
     for image in what.images() {
         let top = matches!(what, Copyable::Image(_));
         sink.put_manifest(image.manifest(), if top { names } else { &[] })?;
@@ -183,7 +183,72 @@ pub fn copy(
     Ok(report)
 }
 
+/// Asks the sink about every blob, as many at once as blobs may move (a
+/// registry answers each with a round trip or two: a HEAD, maybe a mount).
+/// The answers come back in the order of `blobs`; on failure, the error of
+/// the earliest failing blob, so the message does not depend on timing.
+fn check_all(
+    sink: &dyn Sink,
+    blobs: &[(Descriptor, BlobKind)],
+    options: &CopyOptions,
+) -> Result<Vec<Presence>, TransportError> {
+    let workers = options
+        .parallelism
+        .min(sink.parallelism())
+        .min(blobs.len())
+        .max(1);
+    if workers == 1 {
+        return blobs
+            .iter()
+            .map(|(d, _)| {
+                if options.cancel.is_cancelled() {
+                    return Err(TransportError::Cancelled);
+                }
+                sink.has_blob(d)
+            })
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let answers: Mutex<Vec<Option<Result<Presence, TransportError>>>> =
+        Mutex::new((0..blobs.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((d, _)) = blobs.get(i) else { break };
+                    let answer = if options.cancel.is_cancelled() {
+                        Err(TransportError::Cancelled)
+                    } else {
+                        sink.has_blob(d)
+                    };
+                    if answer.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    answers.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(answer);
+                }
+            });
+        }
+    });
+    let answers = answers.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::with_capacity(blobs.len());
+    for answer in answers {
+        match answer {
+            Some(Ok(p)) => out.push(p),
+            Some(Err(e)) => return Err(e),
+            // Blobs are taken in order and each taken one is answered, so
+            // an unasked blob comes after the failure that stopped the rest.
+            None => return Err(TransportError::Cancelled),
+        }
+    }
+    Ok(out)
+}
+
 /// Moves blobs with bounded parallelism; the first failure stops the rest.
+/// In parallel, the largest blobs start first: the copy takes as long as
+/// its longest transfer, which should not wait behind small ones. One at a
+/// time (a stream such as an archive), they go in image order.
 fn transfer_all(
     source: &dyn Source,
     sink: &dyn Sink,
@@ -196,6 +261,10 @@ fn transfer_all(
         .min(sink.parallelism())
         .min(todo.len())
         .max(1);
+    let mut order: Vec<&(Descriptor, BlobKind)> = todo.iter().collect();
+    if workers > 1 {
+        order.sort_by_key(|(d, _)| std::cmp::Reverse(d.size()));
+    }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<TransportError>> = Mutex::new(None);
@@ -204,7 +273,7 @@ fn transfer_all(
             s.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((d, kind)) = todo.get(i) else { break };
+                    let Some((d, kind)) = order.get(i) else { break };
                     if options.cancel.is_cancelled() {
                         failed.store(true, Ordering::Relaxed);
                         first_error
@@ -505,5 +574,234 @@ mod tests {
             TransportError::Corrupt { .. }
         ));
         assert_eq!(sink.layer_writes.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use std::time::Duration;
+
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::image::RawManifest;
+    use crate::transport::layout::LayoutSource;
+    use crate::transport::layout::testing::{entry, image_blobs, layout};
+
+    /// A sink that has every other blob, answers later blobs sooner, and
+    /// counts checks in flight; one digest may fail its check.
+    struct SlowSink {
+        order: Mutex<Vec<Digest>>,
+        in_flight: AtomicUsize,
+        most: AtomicUsize,
+        fail: Option<Digest>,
+        received: AtomicU64,
+        started: Mutex<Vec<Digest>>,
+        /// Whether odd-numbered blobs are there already.
+        has_odd: bool,
+    }
+
+    impl SlowSink {
+        fn new(order: Vec<Digest>, fail: Option<Digest>) -> SlowSink {
+            SlowSink {
+                order: Mutex::new(order),
+                in_flight: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+                fail,
+                received: AtomicU64::new(0),
+                started: Mutex::new(Vec::new()),
+                has_odd: true,
+            }
+        }
+    }
+
+    impl Sink for SlowSink {
+        fn place(&self) -> String {
+            "slow".into()
+        }
+        fn parallelism(&self) -> usize {
+            8
+        }
+        fn verifies_digests(&self) -> bool {
+            false
+        }
+        fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let order = self.order.lock().unwrap().clone();
+            let i = order.iter().position(|o| o == d.digest()).unwrap();
+            std::thread::sleep(Duration::from_millis(20 * (order.len() - i) as u64));
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if self.fail.as_ref() == Some(d.digest()) {
+                return Err(TransportError::BlobNotFound {
+                    place: format!("check {i}"),
+                    digest: d.digest().clone(),
+                });
+            }
+            Ok(Presence::from_bool(self.has_odd && i % 2 == 1))
+        }
+        fn put_blob(
+            &self,
+            d: &Descriptor,
+            _: &BlobKind,
+            content: &mut (dyn Read + Send),
+            _: &(dyn Fn(u64) + Sync),
+        ) -> Result<(), TransportError> {
+            self.started.lock().unwrap().push(d.digest().clone());
+            // Long enough that a worker that started later has also started
+            // before this one finishes and takes another blob.
+            std::thread::sleep(Duration::from_millis(50));
+            let n = std::io::copy(content, &mut std::io::sink())
+                .map_err(|e| TransportError::io("drain", e))?;
+            self.received.fetch_add(n, Ordering::SeqCst);
+            Ok(())
+        }
+        fn put_manifest(&self, _: &RawManifest, _: &[Reference]) -> Result<(), TransportError> {
+            Ok(())
+        }
+        fn commit(&self) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Progress for Recorder {
+        fn event(&self, event: Event) {
+            let line = match event {
+                Event::BlobQueued { digest, .. } => format!("queued {digest}"),
+                Event::BlobDone {
+                    digest,
+                    outcome: Outcome::Present,
+                    ..
+                } => format!("present {digest}"),
+                Event::WritingManifests => "manifests".into(),
+                _ => return,
+            };
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    fn image(dir: &std::path::Path) -> Copyable {
+        let m = image_blobs(dir, "amd64", &["a", "b", "c", "d", "e"]);
+        layout(dir, vec![entry(&m, Some("v1"))]);
+        LayoutSource::open(dir)
+            .unwrap()
+            .resolve(Some("v1"), &PlatformChoice::All)
+            .unwrap()
+    }
+
+    fn blobs_of(what: &Copyable) -> Vec<Digest> {
+        let image = &what.images()[0];
+        let mut out: Vec<Digest> = image
+            .layers()
+            .iter()
+            .map(|l| l.descriptor.digest().clone())
+            .collect();
+        out.push(image.config_descriptor().digest().clone());
+        out
+    }
+
+    #[test]
+    fn blob_checks_run_in_parallel_and_report_in_image_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let what = image(tmp.path());
+        let source = LayoutSource::open(tmp.path()).unwrap();
+        let order = blobs_of(&what);
+        let sink = SlowSink::new(order.clone(), None);
+        let progress = Recorder::default();
+        let options = CopyOptions {
+            parallelism: 4,
+            ..CopyOptions::default()
+        };
+        let report = copy(&source, &sink, &what, &[], &options, &progress).unwrap();
+        let most = sink.most.load(Ordering::SeqCst);
+        assert!((2..=4).contains(&most), "{most} checks at once");
+        let expected: Vec<String> = order
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if i % 2 == 1 {
+                    format!("present {d}")
+                } else {
+                    format!("queued {d}")
+                }
+            })
+            .chain(std::iter::once("manifests".to_string()))
+            .collect();
+        assert_eq!(*progress.0.lock().unwrap(), expected);
+        assert_eq!(report.copied.len(), 3);
+        let odd: Vec<Digest> = order.iter().skip(1).step_by(2).cloned().collect();
+        assert_eq!(report.skipped, odd);
+        assert_eq!(sink.received.load(Ordering::SeqCst), report.bytes);
+    }
+
+    #[test]
+    fn in_parallel_the_largest_blobs_start_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let small = "s".repeat(10);
+        let middle = "m".repeat(3000);
+        let large = "l".repeat(9000);
+        let m = image_blobs(tmp.path(), "amd64", &[&small, &middle, &large]);
+        layout(tmp.path(), vec![entry(&m, Some("v1"))]);
+        let source = LayoutSource::open(tmp.path()).unwrap();
+        let what = source.resolve(Some("v1"), &PlatformChoice::All).unwrap();
+        let layers: Vec<Digest> = blobs_of(&what)[..3].to_vec();
+        let run = |parallelism| {
+            // Nothing present: every blob moves.
+            let sink = SlowSink {
+                has_odd: false,
+                ..SlowSink::new(blobs_of(&what), None)
+            };
+            let options = CopyOptions {
+                parallelism,
+                ..CopyOptions::default()
+            };
+            copy(
+                &source,
+                &sink,
+                &what,
+                &[],
+                &options,
+                &crate::progress::Silent,
+            )
+            .unwrap();
+            sink.started.into_inner().unwrap()
+        };
+        // One at a time: image order (config last).
+        assert_eq!(run(1)[..3], layers[..]);
+        // Two at a time: the two largest go first, in either order.
+        let started = run(2);
+        assert!(
+            started[..2].contains(&layers[1]) && started[..2].contains(&layers[2]),
+            "{started:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_check_stops_the_copy_with_the_earliest_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let what = image(tmp.path());
+        let source = LayoutSource::open(tmp.path()).unwrap();
+        let order = blobs_of(&what);
+        let sink = SlowSink::new(order.clone(), Some(order[1].clone()));
+        let progress = Recorder::default();
+        let options = CopyOptions {
+            parallelism: 6,
+            ..CopyOptions::default()
+        };
+        let e = copy(&source, &sink, &what, &[], &options, &progress).unwrap_err();
+        assert!(e.to_string().starts_with("check 1:"), "{e}");
+        assert!(progress.0.lock().unwrap().is_empty());
+        assert_eq!(sink.received.load(Ordering::SeqCst), 0);
+        // One at a time, the same.
+        let options = CopyOptions {
+            parallelism: 1,
+            ..CopyOptions::default()
+        };
+        let e = copy(&source, &sink, &what, &[], &options, &progress).unwrap_err();
+        assert!(e.to_string().starts_with("check 1:"), "{e}");
+        assert_eq!(sink.most.load(Ordering::SeqCst), 6);
     }
 }

@@ -48,7 +48,8 @@ pub enum Event {
         /// Total bytes.
         size: u64,
     },
-    /// A blob is in place.
+    /// A blob is in place. For a blob the sink already had (or mounted),
+    /// sent in image order before any transfer starts.
     BlobDone {
         /// The blob's digest.
         digest: Digest,
@@ -57,6 +58,8 @@ pub enum Event {
         /// How the sink came to have it.
         outcome: Outcome,
     },
+    /// Every blob is in place; the manifests are written next.
+    WritingManifests,
 }
 
 /// How a blob reached the sink.

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use strata::command::{
-    history::HistoryRequest, images::ImagesRequest, inspect::InspectRequest, load::LoadRequest,
-    login::LogoutRequest, mount::MountRequest, mount::UmountRequest, pull::PullRequest,
-    push::PushRequest, rmi::RmiRequest, save::SaveRequest, search::SearchRequest, tag::TagRequest,
+    copy::CopyRequest, history::HistoryRequest, images::ImagesRequest, inspect::InspectRequest,
+    load::LoadRequest, login::LogoutRequest, mount::MountRequest, mount::UmountRequest,
+    pull::PullRequest, push::PushRequest, rmi::RmiRequest, save::SaveRequest,
+    search::SearchRequest, tag::TagRequest,
 };
 
 /// strata: docker's image commands without a daemon, on a local OCI store.
@@ -51,6 +52,9 @@ pub enum Command {
     Pull(PullArgs),
     /// Upload an image to a registry.
     Push(PushArgs),
+    /// Copy an image from one place to another (registry, OCI layout or
+    /// archive, docker archive, the local store), as skopeo names them.
+    Copy(CopyArgs),
     /// Search Docker Hub (or a registry's catalog) for images.
     Search(SearchArgs),
     /// Log in to a registry.
@@ -204,6 +208,32 @@ pub struct PushArgs {
     /// The image.
     #[arg(value_name = "NAME[:TAG]")]
     pub name: String,
+}
+
+/// `copy [OPTIONS] SOURCE DESTINATION`
+#[derive(Debug, Args)]
+#[command(after_help = "Addresses: docker://NAME[:TAG|@DIGEST], oci:DIR[:REF], \
+oci-archive:FILE[:REF], docker-archive:FILE[:NAME[:TAG]], or a local image name or ID.")]
+pub struct CopyArgs {
+    /// Copy every platform of a multi-platform image, keeping its index
+    /// (the default).
+    #[arg(short, long, conflicts_with = "platform")]
+    pub all: bool,
+    /// Copy this platform (os/arch[/variant]) alone.
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Print only the digest.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Blobs copied at once.
+    #[arg(long, default_value_t = strata::command::copy::default_concurrent(), value_name = "int")]
+    pub max_concurrent: usize,
+    /// Where the image is.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Where it goes.
+    #[arg(value_name = "DESTINATION")]
+    pub destination: String,
 }
 
 /// Parses a byte size: a number with an optional unit (B, k/kB/KiB, M/MB/MiB, G/GB/GiB).
@@ -432,6 +462,20 @@ impl From<PushArgs> for PushRequest {
             quiet: a.quiet,
             max_concurrent_uploads: a.max_concurrent_uploads,
             chunk_size: a.chunk_size,
+        }
+    }
+}
+
+impl From<CopyArgs> for CopyRequest {
+    fn from(a: CopyArgs) -> Self {
+        CopyRequest {
+            source: a.source,
+            destination: a.destination,
+            // Every platform unless one is named (--all says so explicitly).
+            all: a.platform.is_none(),
+            platform: a.platform,
+            quiet: a.quiet,
+            max_concurrent: a.max_concurrent,
         }
     }
 }

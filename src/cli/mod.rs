@@ -32,7 +32,8 @@ impl std::fmt::Display for Reported {
 impl std::error::Error for Reported {}
 
 /// Runs strata and returns the process exit code: 0 on success, 1 when a
-/// command fails, 125 for usage errors (as docker).
+/// command fails, 125 for usage errors (as docker), a malformed image
+/// address among them.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -60,6 +61,11 @@ pub fn main() -> i32 {
                 return 1;
             }
             let _ = io::stdout().flush();
+            // A malformed address is a usage error, as a bad flag is.
+            if let Some(e @ CommandError::Address(_)) = e.downcast_ref::<CommandError>() {
+                eprintln!("Error: {}", e.to_string().replace(['\n', '\r'], " "));
+                return 125;
+            }
             // One line, whatever a cause quotes.
             eprintln!("Error: {}", chain(&e).replace(['\n', '\r'], " "));
             1
@@ -146,6 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(a) => command::load::run(&ctx, &a.into(), &ui)?,
         Command::Pull(a) => command::pull::run(&ctx, &a.into(), &ui)?,
         Command::Push(a) => command::push::run(&ctx, &a.into(), &ui)?,
+        Command::Copy(a) => command::copy::run(&ctx, &a.into(), &ui)?,
         Command::Search(a) => command::search::run(&ctx, &a.into(), &ui)?,
         Command::Login(a) => command::login::login(&ctx, &login::request(a)?, &ui)?,
         Command::Logout(a) => command::login::logout(&ctx, &a.into(), &ui)?,

@@ -1,7 +1,8 @@
 //! Transfer progress as docker shows it. On a terminal, one line per layer
 //! redrawn in place (`ID: STATUS [====>   ]  DONE/TOTAL`); otherwise the
 //! status changes as plain lines (pull and push), or nothing (load, whose
-//! docker counterpart is quiet when not on a terminal).
+//! docker counterpart is quiet when not on a terminal). `copy` has no
+//! docker counterpart: its bars say "Waiting", "Copying", "Done".
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -135,7 +136,7 @@ impl Transfer {
     fn id_of(&self, digest: &Digest, kind: &BlobKind) -> Option<String> {
         match kind {
             BlobKind::Layer { diff_id } => {
-                let d = if self.mode == Mode::Pull {
+                let d = if matches!(self.mode, Mode::Pull | Mode::Copy) {
                     digest
                 } else {
                     diff_id
@@ -243,6 +244,11 @@ impl Progress for Transfer {
                         state.order.push(digest);
                         true
                     }
+                    Mode::Copy => {
+                        let i = self.line(&mut state, &digest, &id, "Waiting");
+                        state.lines[i].total = size;
+                        true
+                    }
                     Mode::Push | Mode::Load | Mode::Save => {
                         if let Some(&i) = state.by_digest.get(&digest) {
                             state.lines[i].total = size;
@@ -273,6 +279,7 @@ impl Progress for Transfer {
                     Mode::Load | Mode::Save => "Loading layer",
                     Mode::Pull => "Downloading",
                     Mode::Push => "Pushing",
+                    Mode::Copy => "Copying",
                 };
                 let line = &mut state.lines[i];
                 line.done = done;
@@ -311,6 +318,14 @@ impl Progress for Transfer {
                     (Mode::Pull, _) => {
                         self.line(&mut state, &digest, &id, "Already exists");
                     }
+                    (Mode::Copy, outcome) => {
+                        let status = match outcome {
+                            Outcome::Moved => "Done".to_string(),
+                            Outcome::Present => "Already exists".to_string(),
+                            Outcome::Mounted { from } => format!("Mounted from {from}"),
+                        };
+                        self.line(&mut state, &digest, &id, &status);
+                    }
                     (Mode::Push, outcome) => {
                         let status = match outcome {
                             Outcome::Moved => "Pushed".to_string(),
@@ -322,6 +337,7 @@ impl Progress for Transfer {
                 }
                 self.terminal
             }
+            Event::WritingManifests => false,
         };
         if redraw && self.terminal {
             self.draw(&mut state);

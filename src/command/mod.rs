@@ -7,6 +7,7 @@
 //! flag names in snake case, positional arguments named as the field) and
 //! describes itself as JSON Schema for editors.
 
+pub mod copy;
 pub mod history;
 pub mod images;
 pub mod inspect;
@@ -42,6 +43,8 @@ pub enum TransferMode {
     Push,
     /// `save` and other copies docker shows no progress for.
     Save,
+    /// `copy`: "Waiting", "Copying", "Done".
+    Copy,
 }
 
 /// A view of one command's transfers, as the front end draws them.
@@ -239,6 +242,18 @@ pub enum CommandError {
     /// Searching failed.
     #[error(transparent)]
     Search(#[from] search::SearchError),
+    /// An address (`docker://…`, `oci:…`) is not valid: a usage error.
+    #[error(transparent)]
+    Address(#[from] crate::transport::address::AddressError),
+    /// Something failed at a named place (`copy`'s source or destination).
+    #[error("{place}: {source}")]
+    At {
+        /// The place, as the user wrote it.
+        place: String,
+        /// What failed.
+        #[source]
+        source: Box<CommandError>,
+    },
     /// A local file could not be read or written.
     #[error("{context}: {source}")]
     Io {

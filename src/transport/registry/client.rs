@@ -915,6 +915,13 @@ impl Client {
         Ok((absolute(&self.endpoint()?.base, &loc), min_chunk))
     }
 
+    /// Sets up the upload client now rather than at the first upload (it
+    /// starts a runtime and loads the system's certificates), for a caller
+    /// that can do so while it waits on something else.
+    pub fn prepare_uploads(&self) -> Result<(), RegistryError> {
+        self.uploader().map(|_| ())
+    }
+
     fn uploader(&self) -> Result<&Uploader, RegistryError> {
         let made = self.uploader.get_or_init(|| {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -251,7 +251,7 @@ impl ResumingBlob<'_> {
         let wait = self.attempts.failed(None);
         let e = RegistryError::Connection {
             registry: self.repo.client.registry().to_string(),
-            what: format!("download blob {}", self.digest),
+            what: format!("download of {} from {}", self.digest, self.repo.place()),
             detail: format!(
                 "the connection broke after {} of {} bytes: {cause}",
                 self.pos, self.size
@@ -359,7 +359,9 @@ struct Upload<'p> {
 pub struct RepositorySink {
     repo: Repository,
     mount_candidates: MountCandidates,
-    authorized: std::sync::atomic::AtomicBool,
+    /// Held while the first check gets the push token, so checks running
+    /// in parallel wait for it rather than each asking for a pull token.
+    authorized: std::sync::Mutex<bool>,
     upload: UploadOptions,
 }
 
@@ -370,7 +372,7 @@ impl RepositorySink {
         RepositorySink {
             repo,
             mount_candidates,
-            authorized: std::sync::atomic::AtomicBool::new(false),
+            authorized: std::sync::Mutex::new(false),
             upload: UploadOptions::default(),
         }
     }
@@ -466,7 +468,9 @@ impl Sink for RepositorySink {
     }
 
     fn parallelism(&self) -> usize {
-        5
+        // The caller's setting decides (docker pushes 5 at once, skopeo
+        // copies 6); this only bounds what a registry is asked to take.
+        8
     }
 
     fn verifies_digests(&self) -> bool {
@@ -474,13 +478,14 @@ impl Sink for RepositorySink {
     }
 
     fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
-        if !self
-            .authorized
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            self.repo
-                .client
-                .authorize(&auth::repository_scope(&self.repo.name, &["pull", "push"]))?;
+            let mut authorized = self.authorized.lock().unwrap_or_else(|p| p.into_inner());
+            if !*authorized {
+                self.repo
+                    .client
+                    .authorize(&auth::repository_scope(&self.repo.name, &["pull", "push"]))?;
+                *authorized = true;
+            }
         }
         if self
             .repo
