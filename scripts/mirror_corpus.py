@@ -97,6 +97,7 @@ import tarfile
 import tempfile
 import urllib.parse
 
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ocilib import (  # noqa: E402
     OCI_CONFIG,
