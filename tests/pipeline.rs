@@ -378,3 +378,40 @@ fn a_step_that_outlives_its_timeout_is_stopped_and_leaves_the_store_as_it_was() 
         .collect();
     assert_eq!(after, before);
 }
+
+#[test]
+fn copy_steps_between_the_store_and_a_layout() {
+    let s = Strata::new();
+    let layout = s.path("layout");
+    let text = format!(
+        r#"version: 1
+steps:
+  - load: {{input: "{}", quiet: true}}
+  - id: out
+    copy: {{source: strata-demo/hello:1.0, target: "oci:{}:v1", quiet: true}}
+  - id: back
+    copy: {{source: "oci:{}:v1", target: copies/hello:1, quiet: true}}
+  - if: ${{{{ steps.out.outputs.digest == steps.back.outputs.digest }}}}
+    images: {{format: "{{{{.Repository}}}}:{{{{.Tag}}}}", reference: copies/hello}}
+"#,
+        demo_archive().display(),
+        layout.display(),
+        layout.display()
+    );
+    let file = pipeline(&s, "p.yaml", &text);
+    let run = s.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    // load -q still names what it loaded, as docker's does; each copy
+    // prints its digest alone (quiet); both are the same image.
+    assert_eq!(lines[0], "Loaded image: strata-demo/hello:1.0");
+    assert_eq!(lines[1], lines[2]);
+    assert!(lines[1].starts_with("sha256:"), "{}", run.stdout);
+    assert_eq!(lines[3], "copies/hello:1");
+    // A bad address is refused before anything runs, at its place.
+    let e = refused("version: 1\nsteps:\n  - copy: {source: 'dir:/x', target: a}\n");
+    assert!(
+        e[0].starts_with("3:20: copy: \"dir:/x\": strata does not support"),
+        "{e:?}"
+    );
+}

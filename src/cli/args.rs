@@ -470,7 +470,7 @@ impl From<CopyArgs> for CopyRequest {
     fn from(a: CopyArgs) -> Self {
         CopyRequest {
             source: a.source,
-            destination: a.destination,
+            target: a.destination,
             // Every platform unless one is named (--all says so explicitly).
             all: a.platform.is_none(),
             platform: a.platform,

@@ -33,8 +33,9 @@ pub struct CopyRequest {
     /// `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME[:TAG]]`, or a
     /// local image name or ID.
     pub source: String,
-    /// Where it goes, in the same forms.
-    pub destination: String,
+    /// Where it goes, in the same forms (`destination` is accepted too).
+    #[serde(alias = "destination")]
+    pub target: String,
     /// Copy every platform of a multi-platform image, keeping its index
     /// byte for byte (the default); false copies the host's platform.
     #[serde(default = "super::yes")]
@@ -68,7 +69,7 @@ pub fn run(
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
     let from = Address::parse(&req.source)?;
-    let to = Address::parse(&req.destination)?;
+    let to = Address::parse(&req.target)?;
     let choice = match (&req.platform, req.all) {
         (None, true) => PlatformChoice::All,
         (platform, _) => super::pull::platform_choice(false, platform.as_deref())?,

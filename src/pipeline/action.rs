@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use crate::command::{
-    self, CommandError, Context, Ui, history::HistoryRequest, images::ImagesRequest,
-    inspect::InspectRequest, load::LoadRequest, login::LoginRequest, login::LogoutRequest,
-    mount::MountRequest, mount::UmountRequest, pull::PullRequest, push::PushRequest,
-    rmi::RmiRequest, save::SaveRequest, search::SearchRequest, tag::TagRequest,
+    self, CommandError, Context, Ui, copy::CopyRequest, history::HistoryRequest,
+    images::ImagesRequest, inspect::InspectRequest, load::LoadRequest, login::LoginRequest,
+    login::LogoutRequest, mount::MountRequest, mount::UmountRequest, pull::PullRequest,
+    push::PushRequest, rmi::RmiRequest, save::SaveRequest, search::SearchRequest, tag::TagRequest,
 };
 use crate::mirror::{MirrorRequest, Shard, run::MirrorOptions};
 use crate::reference::Reference;
@@ -32,6 +32,17 @@ pub const ACTIONS: &[(&str, &[&str])] = &[
     ("umount", &["unmounted"]),
     ("login", &["registry"]),
     ("logout", &["registry"]),
+    (
+        "copy",
+        &[
+            "digest",
+            "source",
+            "destination",
+            "blobs_copied",
+            "blobs_skipped",
+            "bytes",
+        ],
+    ),
     (
         "mirror",
         &[
@@ -84,6 +95,8 @@ pub enum Request {
     Login(LoginRequest),
     /// `logout`
     Logout(LogoutRequest),
+    /// `copy`
+    Copy(CopyRequest),
     /// `mirror`
     Mirror(Box<MirrorRequest>),
 }
@@ -133,6 +146,7 @@ impl Request {
             "umount" => Request::Umount(from_node(body, mode)?),
             "login" => Request::Login(from_node(body, mode)?),
             "logout" => Request::Logout(from_node(body, mode)?),
+            "copy" => Request::Copy(from_node(body, mode)?),
             "mirror" => Request::Mirror(Box::new(from_node(body, mode)?)),
             other => {
                 return Err(YamlError::at(body.pos, format!("unknown action `{other}`")));
@@ -159,6 +173,18 @@ impl Request {
             Request::Pull(r) => reference("image", &r.image),
             Request::Push(r) => reference("image", &r.image),
             Request::Tag(r) => reference("target", &r.target),
+            Request::Copy(r) => {
+                for (key, text) in [("source", &r.source), ("target", &r.target)] {
+                    if !contains_expression(text)
+                        && let Err(e) = crate::transport::address::Address::parse(text)
+                    {
+                        out.push(Problem {
+                            path: vec![key.to_string()],
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
             Request::Mirror(r) => {
                 for (path, message) in r.problems() {
                     out.push(Problem { path, message });
@@ -201,6 +227,7 @@ impl Request {
             Request::Umount(r) => command::mount::umount(ctx, r, ui),
             Request::Login(r) => command::login::login(ctx, r, ui),
             Request::Logout(r) => command::login::logout(ctx, r, ui),
+            Request::Copy(r) => command::copy::run(ctx, r, ui),
         }
     }
 }

@@ -41,6 +41,7 @@ pub fn schema() -> Value {
     add::<UmountRequest>(&mut g, &mut actions, "umount");
     add::<LoginRequest>(&mut g, &mut actions, "login");
     add::<LogoutRequest>(&mut g, &mut actions, "logout");
+    add::<crate::command::copy::CopyRequest>(&mut g, &mut actions, "copy");
     add::<crate::mirror::MirrorRequest>(&mut g, &mut actions, "mirror");
     debug_assert_eq!(actions.len(), ACTIONS.len());
     let registry = g.subschema_for::<RegistrySettings>().to_value();
