@@ -682,6 +682,7 @@ fn shards_side_by_side_equal_one_process() {
                 .arg(&sharded)
                 .env("JOB_COMPLETION_INDEX", i.to_string())
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

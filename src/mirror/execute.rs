@@ -96,6 +96,10 @@ pub struct JobSettings<'a> {
     pub blobs: usize,
     /// Stops the run.
     pub cancel: &'a Cancel,
+    /// One transfer per blob at a time, run-wide.
+    pub flights: &'a super::fanout::Flights,
+    /// Blob streams in flight, run-wide.
+    pub gate: &'a super::fanout::Gate,
 }
 
 fn top_error(place: &str, e: crate::image::ImageError) -> TransportError {
@@ -355,13 +359,12 @@ fn copy_to(
             Wanted::Digest(_) => Vec::new(),
         };
         branches.push(Branch {
-            sink: &sinks[k] as &dyn Sink,
+            sink: &sinks[k],
             names,
-            registry: i,
         });
     }
     let names = branches[0].names.clone();
-    let fan = FanOut::new(branches);
+    let fan = FanOut::new(branches, settings.flights, settings.gate);
     let options = CopyOptions {
         parallelism: settings.blobs.max(1),
         cancel: settings.cancel.clone(),

@@ -1,10 +1,19 @@
 //! One source read feeding several targets: a sink that stands for many.
 //! Each blob is read once and streamed to every target that lacks it, in
-//! parallel through bounded pipes; a target that no longer needs the bytes
-//! (it mounted the blob instead) simply stops reading.
+//! parallel through bounded pipes.
+//!
+//! Two run-wide bounds keep that safe and small. [`Flights`]: one check or
+//! transfer of a given blob at a time in the whole run, so a transfer never waits,
+//! with its source half-read, for another transfer of the same blob (two
+//! fan-outs each uploading the blob to one registry and waiting for the
+//! other's upload to the other registry would wait forever); the second
+//! one finds the blob landed and mounts it. [`Gate`]: blob streams in
+//! flight at once, which is what bounds memory, whatever the number of
+//! tags copied at once.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use oci_spec::image::Descriptor;
 
@@ -15,31 +24,109 @@ use crate::progress::BlobKind;
 use crate::reference::Reference;
 use crate::transport::{Presence, Sink, TransportError};
 
-/// A target and the names its manifests get there.
+use super::ledger::LedgerSink;
+
+/// Blobs being transferred right now, run-wide.
+#[derive(Debug, Default)]
+pub struct Flights {
+    busy: Mutex<HashSet<Digest>>,
+    changed: Condvar,
+}
+
+/// A blob's transfer slot; dropping it frees the blob for the next.
+pub struct Flight<'a> {
+    flights: &'a Flights,
+    digest: Digest,
+}
+
+impl Flights {
+    /// Waits until no other transfer of `digest` runs, then takes it.
+    pub fn enter(&self, digest: &Digest) -> Flight<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.contains(digest) {
+            busy = self.changed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(digest.clone());
+        Flight {
+            flights: self,
+            digest: digest.clone(),
+        }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.flights
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.digest);
+        self.flights.changed.notify_all();
+    }
+}
+
+/// A counting semaphore: streams in flight at once.
+#[derive(Debug)]
+pub struct Gate {
+    free: Mutex<usize>,
+    changed: Condvar,
+}
+
+/// A place in the gate, given back on drop.
+pub struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    /// A gate letting `n` through at once.
+    pub fn new(n: usize) -> Gate {
+        Gate {
+            free: Mutex::new(n.max(1)),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a place.
+    pub fn enter(&self) -> Pass<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.changed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Pass(self)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.changed.notify_one();
+    }
+}
+
+/// A target and the names its top manifest gets there.
 pub struct Branch<'a> {
-    /// The target.
-    pub sink: &'a dyn Sink,
+    /// The target repository.
+    pub sink: &'a LedgerSink,
     /// The names the top manifest gets in this target.
     pub names: Vec<Reference>,
-    /// Which ledger (target registry) it belongs to: branches of the same
-    /// registry never stream the same blob at once (one uploads, the
-    /// others mount).
-    pub registry: usize,
 }
 
 /// Several targets as one sink. Names given to [`Sink::put_manifest`] are
-/// ignored: each branch carries its own.
+/// only a sign of the top manifest: each branch carries its own.
 pub struct FanOut<'a> {
     branches: Vec<Branch<'a>>,
-    /// Per blob, which branches lack it.
+    flights: &'a Flights,
+    gate: &'a Gate,
+    /// Per blob, which branches lacked it when asked.
     needs: Mutex<std::collections::HashMap<Digest, Vec<bool>>>,
 }
 
 impl<'a> FanOut<'a> {
-    /// A sink writing to every branch.
-    pub fn new(branches: Vec<Branch<'a>>) -> FanOut<'a> {
+    /// A sink writing to every branch, within the run's bounds.
+    pub fn new(branches: Vec<Branch<'a>>, flights: &'a Flights, gate: &'a Gate) -> FanOut<'a> {
         FanOut {
             branches,
+            flights,
+            gate,
             needs: Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -76,6 +163,12 @@ impl Sink for FanOut<'_> {
     }
 
     fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
+        // In the blob's flight too: two tags of one repository sharing a
+        // layer would otherwise both find it missing and both mount it, and
+        // a registry rewriting a blob link while a manifest naming it is
+        // stored may refuse that manifest ("digest invalid"). The second
+        // one finds it in the ledger and asks nothing.
+        let _flight = self.flights.enter(d.digest());
         let mut need = Vec::with_capacity(self.branches.len());
         let mut mounted = None;
         for b in &self.branches {
@@ -107,42 +200,34 @@ impl Sink for FanOut<'_> {
         content: &mut (dyn Read + Send),
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), TransportError> {
-        let need = self.needs(d.digest());
-        // The first branch of each registry streams; the others of that
-        // registry go after it and find the blob landed (a mount).
-        let mut streams: Vec<usize> = Vec::new();
-        let mut later: Vec<usize> = Vec::new();
-        for (i, b) in self.branches.iter().enumerate() {
-            if !need[i] {
+        let _flight = self.flights.enter(d.digest());
+        // Another transfer may have landed it meanwhile: mount where it can.
+        let mut streams: Vec<&LedgerSink> = Vec::new();
+        let mut seen_registries: Vec<&str> = Vec::new();
+        let mut later: Vec<&LedgerSink> = Vec::new();
+        for (b, needed) in self.branches.iter().zip(self.needs(d.digest())) {
+            if !needed || b.sink.mount_known(d.digest()) {
                 continue;
             }
-            if streams
-                .iter()
-                .any(|&s| self.branches[s].registry == b.registry)
-            {
-                later.push(i);
+            // One branch per registry streams; the others of that registry
+            // mount from it afterwards.
+            if seen_registries.contains(&b.sink.registry()) {
+                later.push(b.sink);
             } else {
-                streams.push(i);
+                seen_registries.push(b.sink.registry());
+                streams.push(b.sink);
             }
         }
-        if let [only] = streams.as_slice() {
-            self.branches[*only]
-                .sink
-                .put_blob(d, kind, content, progress)?;
-        } else if !streams.is_empty() {
-            tee(
-                streams.iter().map(|&i| self.branches[i].sink).collect(),
-                d,
-                kind,
-                content,
-                progress,
-            )?;
+        if !streams.is_empty() {
+            let _pass = self.gate.enter();
+            match streams.as_slice() {
+                [only] => only.put_blob(d, kind, content, progress)?,
+                _ => tee(&streams, d, kind, content, progress)?,
+            }
         }
-        for i in later {
-            // Nothing left to read: the blob is there to mount by now.
-            self.branches[i]
-                .sink
-                .put_blob(d, kind, &mut io::empty(), &|_| {})?;
+        for sink in later {
+            // The blob has landed in its registry: this is a mount.
+            sink.put_blob(d, kind, &mut io::empty(), &|_| {})?;
         }
         Ok(())
     }
@@ -165,10 +250,11 @@ impl Sink for FanOut<'_> {
 }
 
 /// Streams `content` into several sinks at once, each on its own thread
-/// behind a bounded pipe. A sink that stops reading (it mounted instead)
-/// is dropped from the feed; the first error wins.
+/// behind a bounded pipe; the first error wins. Every sink here uploads
+/// (none waits for anything before reading: the flight is held), so the
+/// feed never stalls on a sink that is not reading.
 fn tee(
-    sinks: Vec<&dyn Sink>,
+    sinks: &[&LedgerSink],
     d: &Descriptor,
     kind: &BlobKind,
     content: &mut (dyn Read + Send),
@@ -177,14 +263,14 @@ fn tee(
     std::thread::scope(|s| {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
-        for (i, sink) in sinks.into_iter().enumerate() {
-            let (tx, mut rx) = pipe::pipe(4);
+        for (i, sink) in sinks.iter().enumerate() {
+            let (tx, mut rx) = pipe::pipe(2);
             senders.push(Some(tx));
             handles.push(s.spawn(move || {
                 let noop = |_: u64| {};
                 let report: &(dyn Fn(u64) + Sync) = if i == 0 { progress } else { &noop };
                 let result = sink.put_blob(d, kind, &mut rx, report);
-                // Drain, so the feeder never blocks on a sink that is done.
+                // Drain, so the feeder never blocks on a sink that stopped.
                 let _ = io::copy(&mut rx, &mut io::sink());
                 result
             }));
@@ -234,4 +320,42 @@ fn tee(
         }
         results.into_iter().collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_flight_per_blob() {
+        let flights = Flights::default();
+        let d = crate::digest::sha256_of(b"x");
+        let other = crate::digest::sha256_of(b"y");
+        let first = flights.enter(&d);
+        // Another blob is not held up.
+        drop(flights.enter(&other));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let _second = flights.enter(&d);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "the second transfer waits");
+            drop(first);
+            waiter.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn the_gate_bounds_passes() {
+        let gate = Gate::new(2);
+        let a = gate.enter();
+        let _b = gate.enter();
+        std::thread::scope(|s| {
+            let third = s.spawn(|| drop(gate.enter()));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!third.is_finished());
+            drop(a);
+            third.join().unwrap();
+        });
+    }
 }

@@ -155,6 +155,7 @@ pub struct LedgerSink {
     client: Arc<Client>,
     repo: String,
     ledger: Arc<Ledger>,
+    also: Vec<String>,
 }
 
 /// Repositories of the target registry that hold a blob: those the ledger
@@ -178,13 +179,27 @@ impl LedgerSink {
         let client = repo.client().clone();
         let name = repo.name().to_string();
         let lookup = ledger.clone();
-        let inner = RepositorySink::new(repo, Box::new(move |d| candidates(&lookup, &also, d)));
+        let extra = also.clone();
+        let inner = RepositorySink::new(repo, Box::new(move |d| candidates(&lookup, &extra, d)));
         LedgerSink {
             inner,
             client,
             repo: name,
             ledger,
+            also,
         }
+    }
+
+    /// The target registry's name.
+    pub fn registry(&self) -> &str {
+        self.client.registry()
+    }
+
+    /// Whether the blob is here now, or was mounted here from a repository
+    /// the run knows holds it (no bytes sent).
+    pub fn mount_known(&self, digest: &Digest) -> bool {
+        let from = candidates(&self.ledger, &self.also, digest);
+        !from.is_empty() && self.mount_from(digest, &from).is_some()
     }
 
     /// The repository's name on its registry.

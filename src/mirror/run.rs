@@ -34,6 +34,10 @@ pub struct MirrorOptions {
 /// Blob transfers per tag; tags run `concurrency` at once.
 const BLOBS_PER_TAG: usize = 4;
 
+/// Blob streams in flight in the whole run: what bounds memory (each holds
+/// a few 1 MiB chunks), and plenty for loopback or LAN registries.
+const STREAMS: usize = 8;
+
 /// Counts bytes as they move, for the status line and the outputs.
 #[derive(Default)]
 struct Bytes {
@@ -98,6 +102,18 @@ pub fn run(
         targets,
     };
     let clock = Instant::now();
+    // Every registry's endpoint is found at once, not one after another
+    // as the first requests reach them; failures surface on first use.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = endpoints.source.endpoint();
+        });
+        for t in &endpoints.targets {
+            s.spawn(|| {
+                let _ = t.client.endpoint();
+            });
+        }
+    });
     let repos = plan::repositories(req, &endpoints.source, options.shard)?;
     let now = chrono::Utc::now();
     let workers = req.concurrency.max(1);
@@ -121,11 +137,15 @@ pub fn run(
     let done = AtomicUsize::new(0);
     let total = jobs.len();
     let terminal = ui.is_terminal();
+    let flights = super::fanout::Flights::default();
+    let gate = super::fanout::Gate::new(STREAMS);
     let settings = JobSettings {
         platforms: &platforms,
         referrers: req.referrers,
         blobs: BLOBS_PER_TAG,
         cancel: ctx.cancel(),
+        flights: &flights,
+        gate: &gate,
     };
     let show = |outcomes: &[Outcome]| {
         let finished = done.fetch_add(1, Ordering::SeqCst) + 1;

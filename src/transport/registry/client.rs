@@ -183,6 +183,7 @@ pub struct Client {
     challenge: Mutex<Option<Challenge>>,
     tokens: TokenCache,
     fetching: Mutex<()>,
+    probing: Mutex<()>,
     retry: RetryPolicy,
     limiter: Arc<Limiter>,
     global: Option<Arc<Limiter>>,
@@ -219,7 +220,7 @@ pub type BodySender = tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>;
 
 /// A body for [`Client::upload`] and the sender that feeds it.
 pub fn upload_body() -> (BodySender, UploadBody) {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
     (tx, UploadBody(rx))
 }
 
@@ -309,6 +310,7 @@ impl Client {
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             fetching: Mutex::new(()),
+            probing: Mutex::new(()),
             retry: options.retry,
             limiter: options
                 .limiter
@@ -458,8 +460,13 @@ impl Client {
         self.retrying(&mut Attempts::new(self.retry), || self.discover())
     }
 
-    /// One try at [`Client::endpoint`].
+    /// One try at [`Client::endpoint`]. One thread probes; the others
+    /// wait for its answer rather than each probing the registry.
     fn discover(&self) -> Result<&Endpoint, RegistryError> {
+        if let Some(e) = self.endpoint.get() {
+            return Ok(e);
+        }
+        let _one = self.probing.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = self.endpoint.get() {
             return Ok(e);
         }
@@ -468,8 +475,19 @@ impl Client {
             candidates.push((format!("https://{}", self.api_host), false, &self.lax));
             candidates.push((format!("http://{}", self.api_host), false, &self.verified));
         }
-        let mut last = None;
+        let mut last: Option<RegistryError> = None;
         for (base, verified, http) in candidates {
+            // HTTPS without verification is worth trying only when the
+            // registry spoke TLS and its certificate was the problem; a
+            // server that does not speak TLS at all is plain HTTP.
+            if !verified
+                && base.starts_with("https://")
+                && last
+                    .as_ref()
+                    .is_some_and(|e| !e.to_string().to_lowercase().contains("certificate"))
+            {
+                continue;
+            }
             match self.ping(http, &base) {
                 Ok(()) => return Ok(self.endpoint.get_or_init(|| Endpoint { base, verified })),
                 // The registry answered there: its error is the answer
