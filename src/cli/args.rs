@@ -67,6 +67,9 @@ pub enum Command {
     Umount(UmountArgs),
     /// Run a pipeline: a YAML file of steps.
     Run(RunArgs),
+    /// WebAssembly plugins: inspect one, or try one on an image.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Manage images (docker's `image` command group).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -100,6 +103,65 @@ pub enum ImageCommand {
     /// Unmount an image mounted by `strata image mount`.
     #[command(visible_alias = "unmount")]
     Umount(UmountArgs),
+}
+
+/// `strata plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// What a plugin is: its world, imports, exports, size, digest.
+    Inspect(PluginInspectArgs),
+    /// Apply a transform plugin to an image in the store, under a new tag.
+    Run(PluginRunArgs),
+}
+
+/// `plugin inspect FILE`
+#[derive(Debug, Args)]
+pub struct PluginInspectArgs {
+    /// The component (.wasm).
+    #[arg(value_name = "FILE")]
+    pub plugin: PathBuf,
+}
+
+/// `plugin run [OPTIONS] FILE IMAGE`
+#[derive(Debug, Args)]
+pub struct PluginRunArgs {
+    /// A setting passed to the plugin.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub settings: Vec<(String, String)>,
+    /// The result's name (default: IMAGE's tag followed by -PLUGIN).
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub tag: Option<String>,
+    /// Seconds a plugin call may take.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Memory the plugin may use, in MiB.
+    #[arg(long, value_name = "MiB")]
+    pub memory: Option<usize>,
+    /// The component (.wasm).
+    #[arg(value_name = "FILE")]
+    pub plugin: PathBuf,
+    /// The image in the store.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+impl From<PluginInspectArgs> for strata::command::plugin::PluginInspectRequest {
+    fn from(a: PluginInspectArgs) -> Self {
+        strata::command::plugin::PluginInspectRequest { plugin: a.plugin }
+    }
+}
+
+impl From<PluginRunArgs> for strata::command::plugin::PluginRunRequest {
+    fn from(a: PluginRunArgs) -> Self {
+        strata::command::plugin::PluginRunRequest {
+            plugin: a.plugin,
+            image: a.image,
+            tag: a.tag,
+            settings: a.settings,
+            timeout: a.timeout,
+            memory: a.memory,
+        }
+    }
 }
 
 /// `run [OPTIONS] PIPELINE.yaml`

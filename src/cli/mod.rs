@@ -158,6 +158,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout(a) => command::login::logout(&ctx, &a.into(), &ui)?,
         Command::Mount(a) => command::mount::mount(&ctx, &a.into(), &ui)?,
         Command::Umount(a) => command::mount::umount(&ctx, &a.into(), &ui)?,
+        Command::Plugin(args::PluginCommand::Inspect(a)) => {
+            command::plugin::inspect(&ctx, &a.into(), &ui)?
+        }
+        Command::Plugin(args::PluginCommand::Run(a)) => command::plugin::run(&ctx, &a.into(), &ui)?,
         Command::Image(_) | Command::Run(_) => unreachable!("handled above"),
     };
     Ok(())

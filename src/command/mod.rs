@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod mount;
+pub mod plugin;
 pub mod pull;
 pub mod push;
 pub mod rmi;
@@ -236,6 +237,12 @@ pub enum CommandError {
     /// An archive could not be read or written.
     #[error(transparent)]
     Archive(#[from] crate::transport::archive::ArchiveError),
+    /// A plugin could not be loaded or failed.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
+    /// Transforming an image failed.
+    #[error(transparent)]
+    Transform(#[from] crate::plugin::image::TransformError),
     /// Logging in failed.
     #[error(transparent)]
     Login(#[from] login::LoginError),

@@ -42,7 +42,7 @@
 
 mod apply;
 mod cache;
-mod path;
+pub(crate) mod path;
 mod report;
 mod scan;
 mod sys;

@@ -29,7 +29,51 @@ struct ImageMeta {
     last_tag_time: Option<String>,
 }
 
+/// What a transform made of an input, remembered so the same input and
+/// transform are not worked again (a base layer shared by many tags).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransformRecord {
+    /// The blob (layer or manifest) made.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// For a layer, its diff ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+}
+
 impl Store {
+    fn transform_path(&self, key: &Digest) -> PathBuf {
+        self.private()
+            .join("transforms")
+            .join(format!("{}.json", key.digest()))
+    }
+
+    /// What the transform identified by `key` made before, if its result
+    /// is still in the store.
+    pub fn transform_record(&self, key: &Digest) -> Option<TransformRecord> {
+        let bytes = std::fs::read(self.transform_path(key)).ok()?;
+        let record: TransformRecord = serde_json::from_slice(&bytes).ok()?;
+        self.has_blob(&record.digest).then_some(record)
+    }
+
+    /// Remembers what the transform identified by `key` made.
+    pub fn write_transform_record(
+        &self,
+        key: &Digest,
+        record: &TransformRecord,
+    ) -> Result<(), StoreError> {
+        let path = self.transform_path(key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
+        }
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        blobs::write_atomic(&self.ingest_dir(), &path, &bytes)
+    }
+
     fn layer_meta_path(&self, blob: &Digest) -> PathBuf {
         self.private()
             .join("layers")

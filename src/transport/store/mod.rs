@@ -32,7 +32,7 @@ pub use blobs::temp_path;
 pub use gc::GcReport;
 pub use images::{LookupError, StoredImage, Target, lookup_in};
 pub use index::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, NameChange, entry_name, named};
-pub use meta::LayerInfo;
+pub use meta::{LayerInfo, TransformRecord};
 pub use mounts::{MountKind, MountRecord};
 pub use ops::{Removal, RemoveError, TagError};
 pub use sink::StoreSink;

@@ -52,6 +52,28 @@ impl StoreSink<'_> {
         self
     }
 
+    /// Takes a blob already written, hashed and synced in the store's
+    /// ingest area (a transformed layer, whose digest was known only once
+    /// written): it goes into place at commit like any other, with its
+    /// layer record when given.
+    pub(crate) fn adopt(
+        &self,
+        path: std::path::PathBuf,
+        digest: Digest,
+        size: u64,
+        layer: Option<LayerInfo>,
+    ) {
+        lock(&self.staged).push((
+            blobs::Staged {
+                path,
+                digest,
+                size,
+                layer: None,
+            },
+            layer,
+        ));
+    }
+
     /// How names moved in the last commit (for docker's load messages).
     pub fn name_changes(&self) -> Vec<NameChange> {
         lock(&self.changes).clone()
