@@ -245,6 +245,10 @@ pub struct PullArgs {
     /// Layers downloaded at once.
     #[arg(long, default_value_t = 3, value_name = "int")]
     pub max_concurrent_downloads: usize,
+    /// Apply a WebAssembly plugin (a layer or config transform) on the way
+    /// in; repeat for several, applied in order.
+    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    pub transform: Vec<String>,
     /// The image.
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
     pub name: String,
@@ -290,6 +294,10 @@ pub struct CopyArgs {
     /// Blobs copied at once.
     #[arg(long, default_value_t = strata::command::copy::default_concurrent(), value_name = "int")]
     pub max_concurrent: usize,
+    /// Apply a WebAssembly plugin (a layer or config transform) on the
+    /// way; repeat for several, applied in order.
+    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    pub transform: Vec<String>,
     /// Where the image is.
     #[arg(value_name = "SOURCE")]
     pub source: String,
@@ -467,6 +475,10 @@ pub struct SaveArgs {
     /// Compress the archive: none, gzip or zstd (default: from the output's extension).
     #[arg(long, value_name = "none|gzip|zstd")]
     pub compress: Option<String>,
+    /// Apply a WebAssembly plugin (a layer or config transform) to what is
+    /// saved; repeat for several, applied in order.
+    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    pub transform: Vec<String>,
     /// The images.
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<String>,
@@ -481,6 +493,10 @@ pub struct LoadArgs {
     /// Suppress the load output.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Apply a WebAssembly plugin (a layer or config transform) to what is
+    /// loaded; repeat for several, applied in order.
+    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    pub transform: Vec<String>,
 }
 
 // Each command's arguments become its library request: the same struct a
@@ -512,6 +528,7 @@ impl From<PullArgs> for PullRequest {
             platform: a.platform,
             quiet: a.quiet,
             max_concurrent_downloads: a.max_concurrent_downloads,
+            transform: a.transform,
         }
     }
 }
@@ -538,6 +555,7 @@ impl From<CopyArgs> for CopyRequest {
             platform: a.platform,
             quiet: a.quiet,
             max_concurrent: a.max_concurrent,
+            transform: a.transform,
         }
     }
 }
@@ -623,6 +641,7 @@ impl From<SaveArgs> for SaveRequest {
             images: a.images,
             output: a.output,
             compress: a.compress,
+            transform: a.transform,
         }
     }
 }
@@ -632,6 +651,7 @@ impl From<LoadArgs> for LoadRequest {
         LoadRequest {
             input: a.input,
             quiet: a.quiet,
+            transform: a.transform,
         }
     }
 }

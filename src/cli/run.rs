@@ -38,9 +38,12 @@ pub fn run(
             return Err(Reported(125).into());
         }
     };
-    let checked = pipeline::load(&path, &args.vars)
-        .and_then(|p| pipeline::apply_registries(&p, &mut registries).map(|()| p));
-    let pipeline = match checked {
+    let checked = pipeline::load(&path, &args.vars).and_then(|p| {
+        pipeline::apply_registries(&p, &mut registries)?;
+        let plugins = pipeline::declared_plugins(&p)?;
+        Ok((p, plugins))
+    });
+    let (pipeline, plugins) = match checked {
         Ok(p) => p,
         Err(e) => {
             for d in &e.0 {
@@ -49,7 +52,7 @@ pub fn run(
             return Err(Reported(125).into());
         }
     };
-    let ctx = Context::new(root, registries);
+    let ctx = Context::new(root, registries).with_plugins(plugins);
     let options = RunOptions {
         dry_run: args.dry_run,
         shard,

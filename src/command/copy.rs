@@ -49,6 +49,11 @@ pub struct CopyRequest {
     /// Blobs copied at once.
     #[serde(default = "default_concurrent")]
     pub max_concurrent: usize,
+    /// Plugins (layer and config transforms) applied on the way, in order:
+    /// the destination gets the transformed image (the store keeps the
+    /// results for the next time).
+    #[serde(default, deserialize_with = "super::one_or_many")]
+    pub transform: Vec<String>,
 }
 
 /// The default of [`CopyRequest::max_concurrent`].
@@ -88,6 +93,11 @@ pub fn run(
         open_source(ctx, &from, &choice, ui)
     })
     .map_err(at(&from))?;
+    let source = if req.transform.is_empty() {
+        source
+    } else {
+        transformed(ctx, req, ui, source).map_err(at(&from))?
+    };
     let what = &source.what;
     let destination = open_destination(ctx, &to, &source).map_err(at(&to))?;
 
@@ -194,6 +204,30 @@ fn open_source<'a>(
             Ok(opened(Box::new(store.clone()), what))
         }
     }
+}
+
+/// The source passed through the transforms into the store (unlisted):
+/// what is copied is the result, read from the store.
+fn transformed<'a>(
+    ctx: &'a Context,
+    req: &CopyRequest,
+    ui: &dyn Ui,
+    source: Opened<'a>,
+) -> Result<Opened<'a>, CommandError> {
+    let store = ctx.store()?;
+    let lines = std::sync::Arc::default();
+    let t = ctx.transforms(&req.transform, &lines)?;
+    let sink = store.sink().unlisted();
+    let made =
+        crate::plugin::image::transform(store, &sink, source.source.as_ref(), &source.what, &t)?;
+    sink.commit()?;
+    super::show_plugin_lines(ui, &lines);
+    Ok(Opened {
+        source: Box::new(store.clone()),
+        what: made,
+        repository: None,
+        registry: None,
+    })
 }
 
 /// Finds a registry destination's endpoint, gets its push token and sets up

@@ -19,6 +19,10 @@ pub struct LoadRequest {
     pub input: Option<PathBuf>,
     /// Suppress the load output.
     pub quiet: bool,
+    /// Plugins (layer and config transforms) applied to every image loaded,
+    /// in order.
+    #[serde(deserialize_with = "super::one_or_many")]
+    pub transform: Vec<String>,
 }
 
 /// Runs `load`: every image of the archive goes into the store in one
@@ -45,24 +49,43 @@ pub fn run(
     let progress = bars.as_ref();
     let sink = store.sink();
     let options = ctx.copy_options(CopyOptions::default().parallelism);
+    let lines = std::sync::Arc::default();
+    let transforms = if args.transform.is_empty() {
+        None
+    } else {
+        Some(ctx.transforms(&args.transform, &lines)?)
+    };
+    // What each image became (itself, without transforms).
+    let mut made = Vec::new();
     for image in source.images() {
-        copy::copy(
-            &source,
-            &sink,
-            &image.what,
-            &image.names,
-            &options,
-            progress,
-        )?;
+        match &transforms {
+            None => {
+                copy::copy(
+                    &source,
+                    &sink,
+                    &image.what,
+                    &image.names,
+                    &options,
+                    progress,
+                )?;
+                made.push(image.what.clone());
+            }
+            Some(t) => {
+                let new = crate::plugin::image::transform(store, &sink, &source, &image.what, t)?;
+                sink.put_manifest(&super::pull::made_top(&new), &image.names)?;
+                made.push(new);
+            }
+        }
     }
     sink.commit()?;
+    super::show_plugin_lines(ui, &lines);
     bars.finish();
     let changes = sink.name_changes();
     let mut out = ui.stdout();
     let mut loaded = Vec::new();
     let mut ids = Vec::new();
-    for image in source.images() {
-        let id = match &image.what {
+    for (image, what) in source.images().iter().zip(&made) {
+        let id = match what {
             Copyable::Image(i) => i.id().clone(),
             Copyable::Index(_, children) => match children.first() {
                 Some(c) => c.id().clone(),

@@ -133,17 +133,58 @@ pub struct Context {
     store: Arc<OnceLock<Store>>,
     registries: Arc<Registries>,
     cancel: Cancel,
+    plugins: Arc<crate::plugin::catalog::Catalog>,
 }
 
 impl Context {
     /// A context for the store at `root` with these registry settings.
     pub fn new(root: PathBuf, registries: Registries) -> Context {
+        let cache = root.join(".strata/plugins/compiled");
         Context {
             root,
             store: Arc::new(OnceLock::new()),
             registries: Arc::new(registries),
             cancel: Cancel::new(),
+            plugins: Arc::new(crate::plugin::catalog::Catalog::new(
+                Default::default(),
+                Some(cache),
+            )),
         }
+    }
+
+    /// The same context with these plugins declared (a pipeline's).
+    pub fn with_plugins(
+        &self,
+        declared: std::collections::HashMap<String, crate::plugin::catalog::Declared>,
+    ) -> Context {
+        Context {
+            plugins: Arc::new(crate::plugin::catalog::Catalog::new(
+                declared,
+                Some(self.root.join(".strata/plugins/compiled")),
+            )),
+            ..self.clone()
+        }
+    }
+
+    /// The plugins of this run.
+    pub fn plugins(&self) -> &crate::plugin::catalog::Catalog {
+        &self.plugins
+    }
+
+    /// The transforms named (declared plugins, or component files), with
+    /// their log lines collected into `lines` for the command to show.
+    pub fn transforms(
+        &self,
+        names: &[String],
+        lines: &Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> Result<crate::plugin::image::Transforms, CommandError> {
+        let sink = lines.clone();
+        let log: crate::plugin::image::PluginLog = Arc::new(move |plugin: &str, line: &str| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{plugin}: {line}"));
+        });
+        Ok(self.plugins.transforms(names, None, Some(log))?)
     }
 
     /// The same context with its own cancellation flag.
@@ -305,6 +346,13 @@ impl CommandError {
 impl From<io::Error> for CommandError {
     fn from(source: io::Error) -> Self {
         CommandError::io("writing output", source)
+    }
+}
+
+/// Shows what plugins logged, one line each on standard error.
+pub(crate) fn show_plugin_lines(ui: &dyn Ui, lines: &Arc<std::sync::Mutex<Vec<String>>>) {
+    for l in lines.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        ui.warn(&l);
     }
 }
 

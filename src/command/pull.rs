@@ -30,6 +30,10 @@ pub struct PullRequest {
     /// Layers downloaded at once.
     #[serde(default = "default_downloads")]
     pub max_concurrent_downloads: usize,
+    /// Plugins (layer and config transforms) applied on the way in, in
+    /// order: the store gets the transformed image under the name.
+    #[serde(default, deserialize_with = "super::one_or_many")]
+    pub transform: Vec<String>,
 }
 
 fn default_downloads() -> usize {
@@ -90,6 +94,10 @@ pub fn run(
         .ok()
         .map(|i| i.descriptor.digest().clone());
 
+    if !args.transform.is_empty() {
+        drop(out);
+        return pull_transformed(ctx, args, ui, &repo, &what, &digest, &name);
+    }
     let transfer = ui.transfer(TransferMode::Pull, !args.quiet);
     let progress = transfer.as_ref();
     drop(out);
@@ -128,6 +136,66 @@ pub fn run(
         "digest": digest.to_string(),
         "reference": name.to_string(),
     }))
+}
+
+/// A pull through transforms: each layer streams from the registry through
+/// the plugins into the store; the name points at the new image (its
+/// digest is not the registry's, so no `NAME@DIGEST` is recorded).
+fn pull_transformed(
+    ctx: &Context,
+    args: &PullRequest,
+    ui: &dyn Ui,
+    repo: &Repository,
+    what: &Copyable,
+    digest: &crate::digest::Digest,
+    name: &Reference,
+) -> Result<serde_json::Value, CommandError> {
+    let store = ctx.store()?;
+    let lines = std::sync::Arc::default();
+    let transforms = ctx.transforms(&args.transform, &lines)?;
+    let sink = store.sink();
+    let made = crate::plugin::image::transform(store, &sink, repo, what, &transforms)?;
+    let top = made_top(&made);
+    let names: Vec<Reference> = name.tag().map(|_| name.clone()).into_iter().collect();
+    sink.put_manifest(&top, &names)?;
+    sink.commit()?;
+    super::show_plugin_lines(ui, &lines);
+    let mut out = ui.stdout();
+    if !args.quiet {
+        writeln!(out, "Digest: {digest}")?;
+        writeln!(out, "Transformed: {}", top.digest)?;
+        writeln!(
+            out,
+            "Status: Downloaded and transformed image for {}",
+            name.familiar_string()
+        )?;
+    }
+    writeln!(out, "{name}")?;
+    Ok(serde_json::json!({
+        "id": made_id(&made),
+        "digest": top.digest.to_string(),
+        "source_digest": digest.to_string(),
+        "reference": name.to_string(),
+    }))
+}
+
+/// The top manifest of a copyable.
+pub(crate) fn made_top(what: &Copyable) -> crate::image::RawManifest {
+    match what {
+        Copyable::Image(i) => i.manifest().clone(),
+        Copyable::Index(i, _) => i.manifest().clone(),
+    }
+}
+
+/// The image ID of a copyable (an index's first image).
+pub(crate) fn made_id(what: &Copyable) -> String {
+    match what {
+        Copyable::Image(i) => i.id().to_string(),
+        Copyable::Index(_, children) => children
+            .first()
+            .map(|c| c.id().to_string())
+            .unwrap_or_default(),
+    }
 }
 
 /// docker's wording for a missing manifest.

@@ -28,6 +28,10 @@ pub struct SaveRequest {
     /// Compress the archive: none, gzip or zstd (default: from the output's extension).
     #[serde(default)]
     pub compress: Option<String>,
+    /// Plugins (layer and config transforms) applied to every image saved,
+    /// in order; the store keeps the results for the next time.
+    #[serde(default, deserialize_with = "super::one_or_many")]
+    pub transform: Vec<String>,
 }
 
 /// Runs `save`: the named images into one archive, each blob once.
@@ -47,6 +51,26 @@ pub fn run(
     };
     let images = store.list()?;
     let selected = select(&images, &args.images)?;
+    let mut whats = Vec::with_capacity(selected.len());
+    for (image, _) in &selected {
+        // An index travels whole when all its children are here; otherwise
+        // the child this host uses.
+        whats.push(store.copyable(image)?.0);
+    }
+    if !args.transform.is_empty() {
+        let lines = std::sync::Arc::default();
+        let t = ctx.transforms(&args.transform, &lines)?;
+        let sink = store.sink().unlisted();
+        for w in whats.iter_mut() {
+            *w = crate::plugin::image::transform(store, &sink, store, w, &t)?;
+        }
+        sink.commit()?;
+        super::show_plugin_lines(ui, &lines);
+    }
+    let selected: Vec<(crate::copy::Copyable, Vec<Reference>)> = whats
+        .into_iter()
+        .zip(selected.iter().map(|(_, names)| names.clone()))
+        .collect();
     let view = ui.transfer(super::TransferMode::Save, false);
     match &args.output {
         Some(path) => {
@@ -98,7 +122,7 @@ pub fn run(
         .iter()
         .flat_map(|(image, names)| {
             if names.is_empty() {
-                vec![image.id().to_string()]
+                vec![super::pull::made_id(image)]
             } else {
                 names.iter().map(|n| n.to_string()).collect()
             }
@@ -112,7 +136,7 @@ pub fn run(
 
 fn write(
     store: &Store,
-    selected: &[(&StoredImage, Vec<Reference>)],
+    selected: &[(crate::copy::Copyable, Vec<Reference>)],
     name: &str,
     out: File,
     compression: OutputCompression,
@@ -120,11 +144,8 @@ fn write(
     progress: &dyn crate::progress::Progress,
 ) -> Result<(), CommandError> {
     let sink = ArchiveSink::new(name, out, compression);
-    for (image, names) in selected {
-        // An index travels whole when all its children are here; otherwise
-        // the child this host uses.
-        let (what, _cut) = store.copyable(image)?;
-        copy::copy(store, &sink, &what, names, options, progress)?;
+    for (what, names) in selected {
+        copy::copy(store, &sink, what, names, options, progress)?;
     }
     sink.commit()?;
     Ok(())

@@ -100,6 +100,12 @@ pub struct JobSettings<'a> {
     pub flights: &'a super::fanout::Flights,
     /// Blob streams in flight, run-wide.
     pub gate: &'a super::fanout::Gate,
+    /// Plugins every image passes through, and the store that keeps their
+    /// results.
+    pub transforms: Option<(
+        &'a crate::plugin::image::Transforms,
+        &'a crate::transport::store::Store,
+    )>,
 }
 
 fn top_error(place: &str, e: crate::image::ImageError) -> TransportError {
@@ -235,6 +241,25 @@ pub fn run_job(
         )
     });
 
+    // Through plugins, the target holds what they make of the image: known
+    // from an earlier run, or made now (before the HEADs, which compare
+    // against it).
+    let mut made: Option<Copyable> = None;
+    let (expected, note) = match settings.transforms {
+        None => (expected, note),
+        Some((t, store)) => match crate::plugin::image::known_result(store, &expected, t) {
+            Some(d) => (d, Some(transform_note(t, &expected))),
+            None => match transform_now(&src, &source_digest, rewritten.as_ref(), t, store) {
+                Ok(c) => {
+                    let d = c.digest().clone();
+                    made = Some(c);
+                    (d, Some(transform_note(t, &expected)))
+                }
+                Err(e) => return fail_all(e.to_string()),
+            },
+        },
+    };
+
     // One HEAD per target: an unchanged tag costs nothing more.
     let mut results: Vec<Option<Outcome>> = vec![None; target_names.len()];
     let mut needing = Vec::new();
@@ -257,17 +282,30 @@ pub fn run_job(
         }
     }
     if !needing.is_empty() {
-        let copied = copy_to(
-            endpoints,
-            plan,
-            wanted,
-            &src,
-            &source_digest,
-            rewritten.as_ref(),
-            &needing,
-            settings,
-            progress,
-        );
+        let copied = match settings.transforms {
+            None => copy_to(
+                endpoints,
+                plan,
+                wanted,
+                &src,
+                &source_digest,
+                rewritten.as_ref(),
+                &needing,
+                settings,
+                progress,
+            ),
+            Some((_, store)) => {
+                let what = match made.take() {
+                    Some(w) => Ok(w),
+                    None => stored(store, &expected),
+                };
+                what.and_then(|w| {
+                    copy_made(
+                        endpoints, plan, wanted, store, &w, &needing, settings, progress,
+                    )
+                })
+            }
+        };
         for &i in &needing {
             results[i] = Some(match &copied {
                 Ok((blobs, referrers)) => Outcome {
@@ -284,6 +322,99 @@ pub fn run_job(
         }
     }
     results.into_iter().flatten().collect()
+}
+
+fn transform_note(t: &crate::plugin::image::Transforms, input: &Digest) -> String {
+    let names: Vec<&str> = t
+        .layers
+        .iter()
+        .chain(&t.configs)
+        .map(|p| p.name())
+        .collect();
+    format!("{input} transformed by {}", names.join(", "))
+}
+
+/// Fetches the image by digest (cut to the platforms asked for) and passes
+/// it through the plugins into the store (unlisted); the result.
+fn transform_now(
+    src: &Repository,
+    source_digest: &Digest,
+    rewritten: Option<&Index>,
+    t: &crate::plugin::image::Transforms,
+    store: &crate::transport::store::Store,
+) -> Result<Copyable, TransportError> {
+    let (what, _) = src.fetch(source_digest.as_ref(), &PlatformChoice::All)?;
+    let what = cut(what, rewritten);
+    let sink = store.sink().unlisted();
+    let made = crate::plugin::image::transform(store, &sink, src, &what, t)
+        .map_err(|e| TransportError::io("transform", std::io::Error::other(e.to_string())))?;
+    sink.commit()?;
+    Ok(made)
+}
+
+/// The image or index a transform made before, from the store.
+fn stored(
+    store: &crate::transport::store::Store,
+    digest: &Digest,
+) -> Result<Copyable, TransportError> {
+    let bytes = store.read_blob(digest)?;
+    let media_type = crate::image::sniff_media_type(&bytes, None);
+    let top = RawManifest::new(bytes, media_type);
+    match top.kind() {
+        Ok(ManifestKind::Index) => {
+            let index = Index::new(top).map_err(|e| top_error("store", e))?;
+            let mut children = Vec::new();
+            for c in index.children() {
+                if store.has_blob(c.digest()) {
+                    children.push(store.load_image(store.read_manifest(c)?)?);
+                }
+            }
+            Ok(Copyable::Index(Box::new(index), children))
+        }
+        _ => Ok(Copyable::Image(Box::new(store.load_image(top)?))),
+    }
+}
+
+/// `what` with its index cut to the rewritten one's children.
+fn cut(what: Copyable, rewritten: Option<&Index>) -> Copyable {
+    match (what, rewritten) {
+        (Copyable::Index(_, children), Some(new)) => {
+            let keep: HashSet<&Digest> = new.children().iter().map(|c| c.digest()).collect();
+            let children = children
+                .into_iter()
+                .filter(|c| keep.contains(&c.manifest().digest))
+                .collect();
+            Copyable::Index(Box::new(new.clone()), children)
+        }
+        (what, _) => what,
+    }
+}
+
+/// Copies an image the plugins made (in the store) to the targets lacking
+/// it. Referrers are not carried: they name the image before the plugins.
+#[allow(clippy::too_many_arguments)]
+fn copy_made(
+    endpoints: &Endpoints,
+    plan: &RepoPlan,
+    wanted: &Wanted,
+    store: &crate::transport::store::Store,
+    what: &Copyable,
+    needing: &[usize],
+    settings: &JobSettings<'_>,
+    progress: &dyn Progress,
+) -> Result<(usize, Vec<String>), TransportError> {
+    let sinks = target_sinks(endpoints, plan, needing);
+    let branches = branches(endpoints, plan, wanted, needing, &sinks)?;
+    let names = branches[0].names.clone();
+    let fan = FanOut::new(branches, settings.flights, settings.gate);
+    let options = CopyOptions {
+        parallelism: settings.blobs.max(1),
+        cancel: settings.cancel.clone(),
+        ..CopyOptions::default()
+    };
+    let report = copy::copy(store, &fan, what, &names, &options, progress)?;
+    fan.commit()?;
+    Ok((report.copied.len() + report.skipped.len(), Vec::new()))
 }
 
 /// The platform a single-platform image's config states.
@@ -320,49 +451,9 @@ fn copy_to(
 ) -> Result<(usize, Vec<String>), TransportError> {
     // By digest, so a tag moved since the HEAD cannot mix two images.
     let (what, _) = src.fetch(source_digest.as_ref(), &PlatformChoice::All)?;
-    let what = match (what, rewritten) {
-        (Copyable::Index(_, children), Some(new)) => {
-            let keep: HashSet<&Digest> = new.children().iter().map(|c| c.digest()).collect();
-            let children = children
-                .into_iter()
-                .filter(|c| keep.contains(&c.manifest().digest))
-                .collect();
-            Copyable::Index(Box::new(new.clone()), children)
-        }
-        (what, _) => what,
-    };
-    let sinks: Vec<LedgerSink> = needing
-        .iter()
-        .map(|&i| {
-            let t = &endpoints.targets[i];
-            // Within one registry the source repository itself is a mount.
-            let also = if t.spec.registry == endpoints.from {
-                vec![plan.source.clone()]
-            } else {
-                Vec::new()
-            };
-            LedgerSink::new(
-                Repository::new(t.client.clone(), &plan.targets[i]),
-                t.ledger.clone(),
-                also,
-            )
-        })
-        .collect();
-    let mut branches = Vec::new();
-    for (k, &i) in needing.iter().enumerate() {
-        let t = &endpoints.targets[i];
-        let names = match wanted {
-            Wanted::Tag(tag) => vec![
-                Reference::parse(&format!("{}/{}:{tag}", t.spec.registry, plan.targets[i]))
-                    .map_err(|e| TransportError::io("target name", std::io::Error::other(e)))?,
-            ],
-            Wanted::Digest(_) => Vec::new(),
-        };
-        branches.push(Branch {
-            sink: &sinks[k],
-            names,
-        });
-    }
+    let what = cut(what, rewritten);
+    let sinks = target_sinks(endpoints, plan, needing);
+    let branches = branches(endpoints, plan, wanted, needing, &sinks)?;
     let names = branches[0].names.clone();
     let fan = FanOut::new(branches, settings.flights, settings.gate);
     let options = CopyOptions {
@@ -378,6 +469,53 @@ fn copy_to(
         referrers = copy_referrers(src, source_digest, &fan, &sinks)?;
     }
     Ok((blobs, referrers))
+}
+
+/// The target repositories lacking the image, as ledger sinks.
+fn target_sinks(endpoints: &Endpoints, plan: &RepoPlan, needing: &[usize]) -> Vec<LedgerSink> {
+    needing
+        .iter()
+        .map(|&i| {
+            let t = &endpoints.targets[i];
+            // Within one registry the source repository itself is a mount.
+            let also = if t.spec.registry == endpoints.from {
+                vec![plan.source.clone()]
+            } else {
+                Vec::new()
+            };
+            LedgerSink::new(
+                Repository::new(t.client.clone(), &plan.targets[i]),
+                t.ledger.clone(),
+                also,
+            )
+        })
+        .collect()
+}
+
+/// The fan-out's branches: each sink with the names the image gets there.
+fn branches<'s>(
+    endpoints: &Endpoints,
+    plan: &RepoPlan,
+    wanted: &Wanted,
+    needing: &[usize],
+    sinks: &'s [LedgerSink],
+) -> Result<Vec<Branch<'s>>, TransportError> {
+    let mut out = Vec::new();
+    for (k, &i) in needing.iter().enumerate() {
+        let t = &endpoints.targets[i];
+        let names = match wanted {
+            Wanted::Tag(tag) => vec![
+                Reference::parse(&format!("{}/{}:{tag}", t.spec.registry, plan.targets[i]))
+                    .map_err(|e| TransportError::io("target name", std::io::Error::other(e)))?,
+            ],
+            Wanted::Digest(_) => Vec::new(),
+        };
+        out.push(Branch {
+            sink: &sinks[k],
+            names,
+        });
+    }
+    Ok(out)
 }
 
 /// The manifests that refer to `subject` in the source: from the referrers

@@ -127,13 +127,150 @@ fn source_name(name: &str, from: &str) -> Result<String, PlanError> {
     Ok(name.to_string())
 }
 
-/// Plans one repository: its tags, selected by `selector`.
+/// A tag-filter plugin and where its log lines go.
+pub struct TagPlugin<'a> {
+    /// The plugin.
+    pub plugin: &'a crate::plugin::Plugin,
+    /// Whether its failure leaves the selection as it was.
+    pub skip_on_error: bool,
+    /// Log lines (and skips), collected for the run to show.
+    pub lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Facts about a source repository's tags, fetched for a tag filter on
+/// demand and kept: each is a registry request or two.
+pub struct RegistryFacts {
+    repo: Repository,
+    manifests: std::sync::Mutex<HashMap<String, RawManifest>>,
+    configs: std::sync::Mutex<HashMap<String, serde_json::Value>>,
+}
+
+impl RegistryFacts {
+    /// Facts about `repo`, starting from manifests already fetched.
+    pub fn new(repo: Repository, known: HashMap<String, RawManifest>) -> RegistryFacts {
+        RegistryFacts {
+            repo,
+            manifests: std::sync::Mutex::new(known),
+            configs: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn manifest(&self, tag: &str) -> Result<RawManifest, String> {
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tag)
+        {
+            return Ok(m.clone());
+        }
+        let m = self
+            .repo
+            .client()
+            .get_manifest(self.repo.name(), tag)
+            .map_err(|e| e.to_string())?;
+        self.manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tag.to_string(), m.clone());
+        Ok(m)
+    }
+
+    /// The config of the image a tag names (for an index, the host's
+    /// platform's, else the first).
+    fn config(&self, tag: &str) -> Result<serde_json::Value, String> {
+        if let Some(c) = self
+            .configs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tag)
+        {
+            return Ok(c.clone());
+        }
+        let top = self.manifest(tag)?;
+        let image = match top.kind() {
+            Ok(ManifestKind::Index) => {
+                let index = Index::new(top.clone()).map_err(|e| e.to_string())?;
+                let child = index
+                    .select(&Platform::host())
+                    .or_else(|| index.children().first())
+                    .cloned()
+                    .ok_or_else(|| format!("{tag}: an index with no images"))?;
+                self.repo
+                    .client()
+                    .get_manifest(self.repo.name(), child.digest().as_ref())
+                    .map_err(|e| e.to_string())?
+            }
+            _ => top,
+        };
+        let parsed: oci_spec::image::ImageManifest =
+            serde_json::from_slice(&image.bytes).map_err(|e| e.to_string())?;
+        let bytes = self
+            .repo
+            .read_small_blob(parsed.config())
+            .map_err(|e| e.to_string())?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        self.configs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tag.to_string(), value.clone());
+        Ok(value)
+    }
+}
+
+impl crate::plugin::state::TagFacts for RegistryFacts {
+    fn digest(&self, tag: &str) -> Result<String, String> {
+        Ok(self.manifest(tag)?.digest.to_string())
+    }
+    fn platforms(&self, tag: &str) -> Result<Vec<String>, String> {
+        let top = self.manifest(tag)?;
+        if top.kind().ok() == Some(ManifestKind::Index) {
+            let index = Index::new(top).map_err(|e| e.to_string())?;
+            return Ok(index.platforms().iter().map(ToString::to_string).collect());
+        }
+        let c = self.config(tag)?;
+        let field = |k: &str| {
+            c.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut p = format!("{}/{}", field("os"), field("architecture"));
+        if let Some(v) = c.get("variant").and_then(|v| v.as_str()) {
+            p.push('/');
+            p.push_str(v);
+        }
+        Ok(vec![p])
+    }
+    fn created(&self, tag: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .config(tag)?
+            .get("created")
+            .and_then(|v| v.as_str())
+            .map(str::to_string))
+    }
+    fn labels(&self, tag: &str) -> Result<Vec<(String, String)>, String> {
+        let c = self.config(tag)?;
+        Ok(c.pointer("/config/Labels")
+            .and_then(|l| l.as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// Plans one repository: its tags, selected by `selector`, then by the
+/// tag-filter plugin, if any.
 pub fn plan_repository(
     req: &MirrorRequest,
     selector: &Selector,
     endpoints: &Endpoints,
     source: &str,
     now: DateTime<Utc>,
+    tag_plugin: Option<&TagPlugin<'_>>,
 ) -> RepoPlan {
     let mut plan = RepoPlan {
         source: source.to_string(),
@@ -176,6 +313,38 @@ pub fn plan_repository(
             plan.dropped = selection.dropped;
         }
         Err(e) => plan.error = Some(format!("cannot read {}: {e}", repo.place())),
+    }
+    if let (Some(tp), None) = (tag_plugin, &plan.error)
+        && !plan.selected.is_empty()
+    {
+        let facts = Arc::new(RegistryFacts::new(repo.clone(), fetched.clone()));
+        let lines = tp.lines.clone();
+        let log: crate::plugin::state::LogSink = {
+            let name = tp.plugin.name().to_string();
+            Arc::new(move |line: &str| {
+                lines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("{name}: {line}"));
+            })
+        };
+        match crate::plugin::tags::filter(tp.plugin, source, &plan.selected, facts, log) {
+            Ok(f) => {
+                plan.selected = f.kept;
+                plan.dropped.push(Dropped {
+                    filter: "tag_filter",
+                    tags: f.dropped.iter().map(|(t, _)| t.clone()).collect(),
+                    reasons: f.dropped.into_iter().map(|(_, r)| r).collect(),
+                });
+            }
+            Err(e) if tp.skip_on_error => {
+                tp.lines.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
+                    "{}: {e}; the tags are kept as the filters above left them (on_error: skip)",
+                    tp.plugin.name()
+                ));
+            }
+            Err(e) => plan.error = Some(e.to_string()),
+        }
     }
     plan.manifests = fetched;
     plan

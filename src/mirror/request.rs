@@ -42,6 +42,14 @@ pub struct MirrorRequest {
     /// Tags copied at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// A tag-filter plugin deciding on each repository's tags after the
+    /// filters above.
+    #[serde(default)]
+    pub tag_filter: Option<String>,
+    /// Plugins (layer and config transforms) applied to every image copied,
+    /// in order: the targets get the transformed images.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub transform: Vec<String>,
 }
 
 fn default_concurrency() -> usize {

@@ -114,12 +114,45 @@ pub fn run(
             });
         }
     });
+    let lines: std::sync::Arc<Mutex<Vec<String>>> = std::sync::Arc::default();
+    let tag_plugin = match &req.tag_filter {
+        None => None,
+        Some(name) => {
+            let plugin = ctx.plugins().plugin(name, None)?;
+            if plugin.world() != crate::plugin::World::Tags {
+                return Err(CommandError::Invalid(format!(
+                    "plugin {name} is a {}, not a tag filter",
+                    plugin.world().name()
+                )));
+            }
+            Some(plugin)
+        }
+    };
+    let tag_plugin = tag_plugin.as_ref().map(|p| plan::TagPlugin {
+        plugin: p,
+        skip_on_error: ctx
+            .plugins()
+            .on_error(req.tag_filter.as_deref().unwrap_or_default())
+            == crate::plugin::OnError::Skip,
+        lines: lines.clone(),
+    });
+    let transforms = if req.transform.is_empty() {
+        None
+    } else {
+        Some(ctx.transforms(&req.transform, &lines)?)
+    };
+    let store = if transforms.is_some() {
+        Some(ctx.store()?)
+    } else {
+        None
+    };
     let repos = plan::repositories(req, &endpoints.source, options.shard)?;
     let now = chrono::Utc::now();
     let workers = req.concurrency.max(1);
     let plans: Vec<RepoPlan> = parallel(&repos, workers, |r| {
-        plan::plan_repository(req, &selector, &endpoints, r, now)
+        plan::plan_repository(req, &selector, &endpoints, r, now, tag_plugin.as_ref())
     });
+    crate::command::show_plugin_lines(ui, &lines);
 
     let mut jobs: Vec<(usize, Wanted)> = Vec::new();
     for (i, p) in plans.iter().enumerate() {
@@ -146,6 +179,7 @@ pub fn run(
         cancel: ctx.cancel(),
         flights: &flights,
         gate: &gate,
+        transforms: transforms.as_ref().zip(store),
     };
     let show = |outcomes: &[Outcome]| {
         let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
@@ -194,6 +228,7 @@ pub fn run(
     if terminal && total > 0 {
         let _ = writeln!(ui.stdout());
     }
+    crate::command::show_plugin_lines(ui, &lines);
     let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
 
     let mut pruned: Vec<Pruned> = Vec::new();
@@ -349,12 +384,21 @@ fn dry_run(
         }
         let _ = writeln!(out, "  tags found: {}", p.found);
         for d in &p.dropped {
+            let shown: Vec<String> = if d.reasons.is_empty() {
+                d.tags.clone()
+            } else {
+                d.tags
+                    .iter()
+                    .zip(&d.reasons)
+                    .map(|(t, r)| format!("{t} ({r})"))
+                    .collect()
+            };
             let _ = writeln!(
                 out,
                 "  dropped by {} ({}): {}",
                 d.filter,
                 d.tags.len(),
-                d.tags.join(" ")
+                shown.join(" ")
             );
         }
         let mut to_copy = Vec::new();

@@ -147,10 +147,14 @@ pub struct Selector {
 /// One stage of selection and the tags it dropped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Dropped {
-    /// The stage: `include`, `exclude`, `semver`, `latest`, `newer_than`.
+    /// The stage: `include`, `exclude`, `semver`, `latest`, `newer_than`,
+    /// `tag_filter`.
     pub filter: &'static str,
     /// The tags it dropped, in the order they were listed.
     pub tags: Vec<String>,
+    /// Why, per tag, when the stage says (a tag-filter plugin does).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 /// The outcome of selection.
@@ -188,6 +192,7 @@ impl Selector {
                 dropped.push(Dropped {
                     filter: name,
                     tags: d,
+                    reasons: Vec::new(),
                 });
             };
         if !self.include.is_empty() {

@@ -195,6 +195,31 @@ impl Request {
         out
     }
 
+    /// The plugins the request names, with where (for messages).
+    pub fn plugin_names(&self) -> Vec<(Vec<String>, String)> {
+        let list = |names: &[String]| -> Vec<(Vec<String>, String)> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (vec!["transform".to_string(), i.to_string()], n.clone()))
+                .collect()
+        };
+        match self {
+            Request::Pull(r) => list(&r.transform),
+            Request::Load(r) => list(&r.transform),
+            Request::Save(r) => list(&r.transform),
+            Request::Copy(r) => list(&r.transform),
+            Request::Mirror(r) => {
+                let mut out = list(&r.transform);
+                if let Some(f) = &r.tag_filter {
+                    out.push((vec!["tag_filter".to_string()], f.clone()));
+                }
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether a dry run asks the action itself for its plan (read-only
     /// requests) rather than showing its keys.
     pub fn plans_itself(&self) -> bool {

@@ -27,6 +27,48 @@ use expr::Scope;
 use spec::RegistrySettings;
 use yaml::Mode;
 
+/// The plugins a pipeline's `plugins:` section declares (expressions there
+/// may read the environment).
+pub fn declared_plugins(
+    pipeline: &Pipeline,
+) -> Result<std::collections::HashMap<String, crate::plugin::catalog::Declared>, LoadError> {
+    let mut problems = Vec::new();
+    let mut out = std::collections::HashMap::new();
+    let vars = serde_json::Map::new();
+    let steps = serde_json::Map::new();
+    let env = |name: &str| std::env::var(name).ok();
+    let scope = Scope {
+        vars: &vars,
+        env: &env,
+        steps: &steps,
+        item: None,
+    };
+    for (name, node) in &pipeline.plugins {
+        let declared = run::evaluate_node(node, &scope, &pipeline.file)
+            .map_err(|e| e.to_string())
+            .and_then(|n| {
+                yaml::from_node::<crate::plugin::catalog::PluginSpec>(&n, Mode::Strict)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|spec| spec.declared(name));
+        match declared {
+            Ok(d) => {
+                out.insert(name.clone(), d);
+            }
+            Err(message) => problems.push(Diagnostic {
+                file: pipeline.file.clone(),
+                pos: Some(node.pos),
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(LoadError(problems))
+    }
+}
+
 /// Applies a pipeline's `registries:` section (expressions there may read
 /// the environment) to `registries`.
 pub fn apply_registries(pipeline: &Pipeline, registries: &mut Registries) -> Result<(), LoadError> {

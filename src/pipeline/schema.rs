@@ -45,6 +45,9 @@ pub fn schema() -> Value {
     add::<crate::mirror::MirrorRequest>(&mut g, &mut actions, "mirror");
     debug_assert_eq!(actions.len(), ACTIONS.len());
     let registry = g.subschema_for::<RegistrySettings>().to_value();
+    let plugin = g
+        .subschema_for::<crate::plugin::catalog::PluginSpec>()
+        .to_value();
     let mut defs = g.take_definitions(true);
 
     let expression = json!({
@@ -116,6 +119,8 @@ pub fn schema() -> Value {
             "name": {"type": "string"},
             "vars": {"type": "object", "description": "Values for ${{ vars.NAME }}"},
             "registries": {"type": "object", "additionalProperties": registry},
+            "plugins": {"type": "object", "additionalProperties": plugin,
+                        "description": "WebAssembly plugins by name, for steps' transform: and tag_filter:"},
             "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
         },
         "$defs": defs,

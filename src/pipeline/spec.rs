@@ -102,6 +102,8 @@ pub struct Pipeline {
     pub vars: Vec<(String, Node)>,
     /// `registries:` by registry.
     pub registries: BTreeMap<String, Node>,
+    /// `plugins:` by name.
+    pub plugins: BTreeMap<String, Node>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }
@@ -129,7 +131,7 @@ pub struct CredentialSettings {
     pub password: String,
 }
 
-const TOP_KEYS: &[&str] = &["version", "name", "vars", "registries", "steps"];
+const TOP_KEYS: &[&str] = &["version", "name", "vars", "registries", "plugins", "steps"];
 const CONTROL_KEYS: &[&str] = &[
     "id",
     "if",
@@ -201,6 +203,7 @@ impl Checker {
             name: None,
             vars: Vec::new(),
             registries: BTreeMap::new(),
+            plugins: BTreeMap::new(),
             steps: Vec::new(),
         };
         let NodeKind::Map(entries) = &root.kind else {
@@ -224,6 +227,7 @@ impl Checker {
                 },
                 "vars" => p.vars = self.vars(v),
                 "registries" => p.registries = self.registries(v),
+                "plugins" => p.plugins = self.plugins(v),
                 "steps" => steps = Some(v),
                 other => self.add(
                     Some(k.pos),
@@ -261,6 +265,36 @@ impl Checker {
         match steps {
             None => self.add(Some(root.pos), "missing key `steps`"),
             Some(s) => p.steps = self.steps(s, &p.vars),
+        }
+        // Every plugin a step names must be declared.
+        for step in &p.steps {
+            let Ok(request) = Request::parse(&step.action, &step.body, Mode::Lenient) else {
+                continue;
+            };
+            for (path, name) in request.plugin_names() {
+                if crate::pipeline::expr::contains_expression(&name)
+                    || p.plugins.contains_key(&name)
+                {
+                    continue;
+                }
+                let pos = locate(&step.body, &path);
+                let known: Vec<&str> = p.plugins.keys().map(String::as_str).collect();
+                self.add(
+                    Some(pos),
+                    format!(
+                        "{}: unknown plugin `{name}` ({})",
+                        step.action,
+                        if known.is_empty() {
+                            "declare it under `plugins:`".to_string()
+                        } else {
+                            format!("declared: {}", quoted_list(&known))
+                        }
+                    ),
+                );
+            }
+        }
+        for (name, node) in &p.plugins {
+            self.expressions(node, &Scope::Vars(&[]), name);
         }
         for (i, (name, value)) in p.vars.iter().enumerate() {
             let earlier: Vec<&str> = p.vars[..i].iter().map(|(n, _)| n.as_str()).collect();
@@ -305,6 +339,38 @@ impl Checker {
                     e.pos.or(Some(v.pos)),
                     format!("registry {name}: {}", e.message),
                 );
+            }
+            out.insert(name, v.clone());
+        }
+        out
+    }
+
+    fn plugins(&mut self, node: &Node) -> BTreeMap<String, Node> {
+        let NodeKind::Map(entries) = &node.kind else {
+            self.add(
+                Some(node.pos),
+                format!(
+                    "`plugins` must be a mapping of name to plugin, not {}",
+                    node.describe()
+                ),
+            );
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in entries {
+            let name = k.as_str().unwrap_or_default().to_string();
+            match yaml::from_node::<crate::plugin::catalog::PluginSpec>(v, Mode::Lenient) {
+                Ok(spec) => {
+                    if !v.is_expression()
+                        && let Err(m) = spec.declared(&name)
+                    {
+                        self.add(Some(v.pos), m);
+                    }
+                }
+                Err(e) => self.add(
+                    e.pos.or(Some(v.pos)),
+                    format!("plugin {name}: {}", e.message),
+                ),
             }
             out.insert(name, v.clone());
         }

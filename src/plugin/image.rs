@@ -22,7 +22,7 @@ use crate::transport::{Sink, Source, TransportError};
 use super::layer::{self, Codec, LayerMeta};
 use super::load::Plugin;
 use super::state::LogSink;
-use super::{OnError, PluginError, World};
+use super::{PluginError, World};
 
 /// Errors of the transform stage.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +53,9 @@ pub struct Transforms {
     pub configs: Vec<Arc<Plugin>>,
     /// How new layers are compressed.
     pub codec: Codec,
-    /// What a failing plugin does to the step.
-    pub on_error: OnError,
+    /// Plugins whose failure leaves the item as it was (`on_error: skip`);
+    /// any other's fails the step.
+    pub skip: Vec<String>,
     /// Where plugins' log lines and skips go.
     pub log: Option<PluginLog>,
 }
@@ -117,10 +118,54 @@ impl Transforms {
         })
     }
 
+    /// Whether a failure of this plugin is skipped.
+    fn skips(&self, e: &PluginError) -> bool {
+        self.skip.iter().any(|n| n == e.plugin())
+    }
+
     fn warn(&self, name: &str, line: &str) {
         if let Some(l) = &self.log {
             l(name, line);
         }
+    }
+}
+
+/// Layers being transformed now in this process: a second transform of
+/// the same input waits for the first and takes its result, so a base
+/// layer shared by tags copied at once is still transformed once.
+fn in_flight() -> &'static (
+    std::sync::Mutex<std::collections::HashSet<Digest>>,
+    std::sync::Condvar,
+) {
+    static BUSY: std::sync::OnceLock<(
+        std::sync::Mutex<std::collections::HashSet<Digest>>,
+        std::sync::Condvar,
+    )> = std::sync::OnceLock::new();
+    BUSY.get_or_init(Default::default)
+}
+
+/// Holds a key while its transform runs.
+struct Busy(Digest);
+
+impl Busy {
+    fn enter(key: &Digest) -> Busy {
+        let (set, cond) = in_flight();
+        let mut busy = set.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.contains(key) {
+            busy = cond.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(key.clone());
+        Busy(key.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let (set, cond) = in_flight();
+        set.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+        cond.notify_all();
     }
 }
 
@@ -195,6 +240,7 @@ fn transform_image(
             continue;
         }
         let k = key(l.descriptor.digest(), &t.layer_identity());
+        let _busy = Busy::enter(&k);
         if let Some(r) = store.transform_record(&k) {
             let d = Descriptor::new(r.media_type.as_str().into(), r.size, r.digest);
             layers.push((d, r.diff_id.unwrap_or_else(|| l.diff_id.clone())));
@@ -228,7 +274,11 @@ fn transform_image(
                     .into_temp_path()
                     .keep()
                     .map_err(|e| TransportError::io("keep a transformed layer", e.error))?;
-                sink.adopt(
+                // In place at once, not with the image: another tag's
+                // transform of the same layer, waiting on this one, takes
+                // the result from the store.
+                let own = store.sink().unlisted();
+                own.adopt(
                     path,
                     done.digest.clone(),
                     done.size,
@@ -237,6 +287,7 @@ fn transform_image(
                         size: done.unpacked,
                     }),
                 );
+                own.commit()?;
                 store.write_transform_record(
                     &k,
                     &TransformRecord {
@@ -251,9 +302,9 @@ fn transform_image(
                     done.diff_id,
                 ));
             }
-            Err(e) if t.on_error == OnError::Skip => {
+            Err(e) if t.skips(&e) => {
                 t.warn(
-                    "transform",
+                    e.plugin(),
                     &format!("{e}; the layer is kept as it was (on_error: skip)"),
                 );
                 copy_blob(
@@ -275,7 +326,7 @@ fn transform_image(
     for p in &t.configs {
         match super::config::transform(p, &config, t.sink_for(p)) {
             Ok(c) => config = c,
-            Err(e) if t.on_error == OnError::Skip => {
+            Err(e) if t.skips(&e) => {
                 t.warn(
                     p.name(),
                     &format!("{e}; the config is kept as it was (on_error: skip)"),

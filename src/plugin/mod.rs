@@ -11,6 +11,7 @@
 //! - `spec`: how a pipeline or the command line names a plugin.
 
 pub mod bindings;
+pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod image;
@@ -74,6 +75,18 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl PluginError {
+    /// The plugin concerned.
+    pub fn plugin(&self) -> &str {
+        match self {
+            PluginError::Read { name, .. }
+            | PluginError::Invalid { name, .. }
+            | PluginError::Failed { name, .. }
+            | PluginError::Io { name, .. } => name,
+        }
+    }
 }
 
 /// The limits every call runs under.

@@ -27,6 +27,7 @@ pub struct StoreSink<'a> {
     manifests: Mutex<Vec<(RawManifest, Vec<Reference>)>>,
     changes: Mutex<Vec<NameChange>>,
     defer_compressed_scans: bool,
+    list_unnamed: bool,
 }
 
 impl Store {
@@ -38,6 +39,7 @@ impl Store {
             manifests: Mutex::new(Vec::new()),
             changes: Mutex::new(Vec::new()),
             defer_compressed_scans: false,
+            list_unnamed: true,
         }
     }
 }
@@ -72,6 +74,14 @@ impl StoreSink<'_> {
             },
             layer,
         ));
+    }
+
+    /// Leaves manifests given no name out of `index.json`: their blobs go
+    /// into the store (a transform's results, copied out next) but they are
+    /// not images anyone listed, and a later collection may remove them.
+    pub fn unlisted(mut self) -> Self {
+        self.list_unnamed = false;
+        self
     }
 
     /// How names moved in the last commit (for docker's load messages).
@@ -262,7 +272,7 @@ impl Sink for StoreSink<'_> {
             let mut changes = Vec::new();
             for (m, names) in &manifests {
                 let d = m.descriptor();
-                if names.is_empty() {
+                if names.is_empty() && self.list_unnamed {
                     // Children of an index are reached through it; only a
                     // top-level image or index with no name becomes a
                     // dangling entry.
