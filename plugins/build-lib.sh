@@ -4,10 +4,11 @@
 # recipe needs it, from package registries only) and the steps that turn
 # sources into a component.
 #
-#   need_c       Debian clang-22, lld-22 and wasi-libc. wasi-libc gives malloc
-#                and the string functions; nothing that imports WASI is used,
-#                so the core module imports only the world's interfaces and
-#                becomes a component without the preview1 adapter.
+#   need_c       Debian clang-22, lld-22, wasi-libc, the wasm32 compiler-rt
+#                builtins. wasi-libc gives malloc and the string functions;
+#                nothing that imports WASI is used, so the core module
+#                imports only the world's interfaces and becomes a component
+#                without the preview1 adapter.
 #   need_rust    Debian rustc-web, rust-web-src, cargo-web, lld-22 (the
 #                machine's rustup toolchain has no wasm32 std): std is built
 #                from source (-Zbuild-std) for wasm32-unknown-unknown, which
@@ -65,7 +66,7 @@ need_wasm_tools() {
 }
 
 need_c() {
-    ensure_packages clang-22 lld-22 wasi-libc
+    ensure_packages clang-22 lld-22 wasi-libc libclang-rt-22-dev-wasm32
     need_wasm_tools
 }
 
