@@ -109,7 +109,7 @@ fn problems_are_reported_with_their_place_before_anything_runs() {
     let e = refused("version: 1\nsteps:\n  - load:\n      inptu: x.tar\n");
     assert_eq!(
         e,
-        ["4:7: load: unknown key `inptu` (expected one of `input`, `quiet`)"]
+        ["4:7: load: unknown key `inptu` (expected one of `input`, `quiet`, `transform`)"]
     );
     // A wrong type, at the value.
     let e =

@@ -436,35 +436,30 @@ impl Plugin {
         entry: Option<&str>,
         e: &wasmtime::Error,
     ) -> PluginError {
+        let text = format!("{e:#}");
         let detail = match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => format!(
                 "stopped after its deadline of {} s",
                 self.limits.deadline.as_secs_f64()
             ),
             Some(wasmtime::Trap::OutOfFuel) => "ran out of fuel".to_string(),
-            Some(wasmtime::Trap::AllocationTooLarge) | Some(wasmtime::Trap::HeapMisaligned) => {
-                format!("{e}")
-            }
-            Some(t)
-                if format!("{e:#}").contains("memory")
-                    && *t == wasmtime::Trap::UnreachableCodeReached =>
+            _ if text.contains("when growing memory")
+                || text.contains("memory growth failure")
+                || text.contains("exceeds memory limits") =>
             {
-                format!("{e:#}")
+                format!(
+                    "went past its memory cap of {} MiB",
+                    self.limits.memory >> 20
+                )
             }
-            _ => {
-                let text = format!("{e:#}");
-                if text.contains("forcing a memory growth failure")
-                    || text.contains("memory minimum size")
-                    || text.contains("exceeds memory limits")
-                {
-                    format!(
-                        "went past its memory cap of {} MiB",
-                        self.limits.memory >> 20
-                    )
-                } else {
-                    text
-                }
-            }
+            // The backtrace of a guest without names says nothing to a
+            // user; the trap's own words come last.
+            _ if text.contains("wasm backtrace") => text
+                .rsplit(": ")
+                .next()
+                .map(|t| format!("trapped: {t}"))
+                .unwrap_or_else(|| text.clone()),
+            _ => text,
         };
         self.failed(call, entry, detail)
     }
