@@ -234,7 +234,7 @@ impl Plugin {
                     return Err(invalid(
                         name,
                         format!(
-                            "imports {import}: WASI (files, sockets, clocks, environment) is not granted; a pipeline may grant it with `wasi: true`"
+                            "imports {import}: WASI (files, sockets, clocks, environment) is not granted; a pipeline may grant it in the plugin's `wasi:` (`{{}}`, or `dirs:` and `env:` to share)"
                         ),
                     ));
                 }

@@ -117,11 +117,24 @@ fn normalise_codeset(codeset: &str) -> String {
 /// directory's name with or without its trailing `/`).
 pub fn drops(path: &str, kept: &KeptLocales) -> bool {
     let path = path.trim_end_matches('/');
-    // A whiteout deletes a path of a lower layer: dropping it would bring
-    // that path back.
-    let name = path.rsplit('/').next().unwrap_or(path);
-    if name.starts_with(".wh.") {
-        return false;
+    // A whiteout deletes a path of a lower layer. strata applies slim to
+    // every layer of an image, so when slim drops that path the lower
+    // layer no longer has it and the whiteout can go (left alone, it makes
+    // an image runtime create its directory again); otherwise dropping it
+    // would bring the path back. An opaque marker goes with its directory.
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (Some(d), n),
+        None => (None, path),
+    };
+    if name == ".wh..wh..opq" {
+        return dir.is_some_and(|d| drops(d, kept));
+    }
+    if let Some(deleted) = name.strip_prefix(".wh.") {
+        let target = match dir {
+            Some(d) => format!("{d}/{deleted}"),
+            None => deleted.to_string(),
+        };
+        return !deleted.is_empty() && drops(&target, kept);
     }
     for tree in DROPPED_TREES {
         if below(path, tree).is_some() {
@@ -164,6 +177,23 @@ mod tests {
     }
 
     #[test]
+    fn a_whiteout_goes_only_with_the_path_it_deletes() {
+        let kept = KeptLocales::parse("de").unwrap();
+        assert!(drops("usr/share/doc/bash/.wh.NEWS.gz", &kept));
+        assert!(drops("usr/share/doc/bash/.wh..wh..opq", &kept));
+        assert!(drops("usr/share/locale/fr/.wh.LC_MESSAGES", &kept));
+        assert!(drops("usr/share/doc/.wh.bash", &kept));
+        // What slim keeps stays deleted.
+        assert!(!drops("usr/share/doc/.wh..wh..opq", &kept));
+        assert!(!drops("usr/share/.wh.doc", &kept));
+        assert!(!drops("usr/share/locale/de/.wh.LC_MESSAGES", &kept));
+        assert!(!drops("usr/share/locale/.wh.locale.alias", &kept));
+        assert!(!drops("etc/.wh.motd", &kept));
+        assert!(!drops(".wh.etc", &kept));
+        assert!(!drops("usr/share/locale/.wh..wh..opq", &kept));
+    }
+
+    #[test]
     fn by_default_every_catalog_goes_but_the_alias_table() {
         let kept = KeptLocales::default();
         assert!(drops("usr/share/locale/de/LC_MESSAGES/coreutils.mo", &kept));
@@ -199,13 +229,6 @@ mod tests {
                 "{dir}"
             );
         }
-    }
-
-    #[test]
-    fn whiteouts_always_stay() {
-        let kept = KeptLocales::default();
-        assert!(!drops("usr/share/doc/.wh.libc6", &kept));
-        assert!(!drops("usr/share/locale/de/.wh..wh..opq", &kept));
     }
 
     #[test]
