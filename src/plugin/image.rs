@@ -10,11 +10,11 @@
 use std::sync::Arc;
 
 use oci_spec::image::Descriptor;
-use serde_json::Value;
 
 use crate::copy::Copyable;
 use crate::digest::{self, Digest, VerifyingReader};
-use crate::image::{self as img, Image, Index, RawManifest};
+use crate::image::{self as img, Image};
+use crate::mutate;
 use crate::progress::BlobKind;
 use crate::transport::store::{LayerInfo, Store, StoreError, StoreSink, TransformRecord};
 use crate::transport::{Sink, Source, TransportError};
@@ -201,7 +201,7 @@ pub fn transform(
             for c in children {
                 new_children.push(transform_image(store, sink, source, c, t)?);
             }
-            let new_index = rebuild_index(index, &new_children)?;
+            let new_index = mutate::index_with_children(index, &new_children)?;
             sink.put_manifest(new_index.manifest(), &[])?;
             Copyable::Index(Box::new(new_index), new_children)
         }
@@ -335,25 +335,8 @@ fn transform_image(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut config_json: Value =
-        serde_json::from_slice(&config).map_err(|e| img::ImageError::Invalid {
-            what: "config",
-            digest: digest::sha256_of(&config),
-            reason: e.to_string(),
-        })?;
-    if let Some(ids) = config_json.pointer_mut("/rootfs/diff_ids") {
-        *ids = Value::Array(
-            layers
-                .iter()
-                .map(|(_, d)| Value::String(d.to_string()))
-                .collect(),
-        );
-    }
-    let config_bytes = if t.layers.is_empty() && t.configs.is_empty() {
-        config
-    } else {
-        serde_json::to_vec(&config_json).unwrap_or(config)
-    };
+    let diff_ids: Vec<Digest> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let config_bytes = mutate::config_with_diff_ids(&config, &diff_ids)?;
     let config_digest = digest::sha256_of(&config_bytes);
     let config_desc = Descriptor::new(
         image.config_descriptor().media_type().clone(),
@@ -384,79 +367,11 @@ fn transform_image(
     }
 
     // The manifest: every field carried over, config and layers new.
-    let mut doc: Value =
-        serde_json::from_slice(&image.manifest().bytes).map_err(|e| img::ImageError::Invalid {
-            what: "manifest",
-            digest: image.manifest().digest.clone(),
-            reason: e.to_string(),
-        })?;
-    doc["config"] = descriptor_json(&doc["config"], &config_desc);
-    if let Some(list) = doc.get_mut("layers").and_then(Value::as_array_mut) {
-        for (slot, (d, _)) in list.iter_mut().zip(&layers) {
-            *slot = descriptor_json(slot, d);
-        }
-    }
-    let manifest = RawManifest::new(
-        serde_json::to_vec(&doc).unwrap_or_default(),
-        image.manifest().media_type.clone(),
-    );
+    let descriptors: Vec<Descriptor> = layers.iter().map(|(d, _)| d.clone()).collect();
+    let manifest = mutate::manifest_with(image.manifest(), &config_desc, &descriptors)?;
     let new = Image::new(manifest, config_bytes)?;
     sink.put_manifest(new.manifest(), &[])?;
     Ok(new)
-}
-
-/// A descriptor in JSON: the old one's other fields (annotations, …) kept,
-/// media type, size and digest the new ones. A layer's annotations that
-/// speak of its old bytes would be wrong now, and go.
-fn descriptor_json(old: &Value, d: &Descriptor) -> Value {
-    let mut v = old.clone();
-    if !v.is_object() {
-        v = Value::Object(Default::default());
-    }
-    v["mediaType"] = Value::String(d.media_type().to_string());
-    v["size"] = Value::from(d.size());
-    v["digest"] = Value::String(d.digest().to_string());
-    if let Some(a) = v.get_mut("annotations").and_then(Value::as_object_mut) {
-        a.remove("org.opencontainers.image.layer.diff_id");
-    }
-    v
-}
-
-/// A new index with its children's new descriptors, in the same order.
-fn rebuild_index(index: &Index, children: &[Image]) -> Result<Index, img::ImageError> {
-    let mut doc: Value =
-        serde_json::from_slice(&index.manifest().bytes).map_err(|e| img::ImageError::Invalid {
-            what: "index",
-            digest: index.manifest().digest.clone(),
-            reason: e.to_string(),
-        })?;
-    let old: Vec<Digest> = index
-        .children()
-        .iter()
-        .map(|c| c.digest().clone())
-        .collect();
-    if let Some(list) = doc.get_mut("manifests").and_then(Value::as_array_mut) {
-        // Children that were images were transformed in order; others
-        // (attestations) stay as they were.
-        let mut made = children.iter();
-        for (slot, was) in list.iter_mut().zip(&old) {
-            let is_image = slot
-                .get("mediaType")
-                .and_then(Value::as_str)
-                .and_then(img::manifest_kind)
-                == Some(img::ManifestKind::Image);
-            if !is_image {
-                continue;
-            }
-            let Some(child) = made.next() else { break };
-            let _ = was;
-            *slot = descriptor_json(slot, &child.manifest().descriptor());
-        }
-    }
-    Index::new(RawManifest::new(
-        serde_json::to_vec(&doc).unwrap_or_default(),
-        index.manifest().media_type.clone(),
-    ))
 }
 
 fn layer_media_type(codec: Codec, docker: bool) -> &'static str {
