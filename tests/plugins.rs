@@ -266,6 +266,29 @@ steps:
         b["RootFS"]["Layers"].as_array().unwrap().len()
     );
 
+    // umoci unpacks it from an OCI layout.
+    let layout = s.path("layout");
+    s.run(&["copy", &target, &format!("oci:{}:slim", layout.display())])
+        .ok();
+    let bundle = s.path("bundle");
+    peer(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:slim", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    let unpacked = bundle.join("rootfs");
+    assert!(unpacked.join("etc/debian_version").is_file());
+    assert_eq!(
+        std::fs::read_dir(unpacked.join("usr/share/doc"))
+            .unwrap()
+            .count(),
+        0
+    );
+
     // Docker loads what strata saves and runs it.
     let _docker = common::docker_lock();
     let tag = "strata-plugins/debian:slim";
@@ -696,4 +719,74 @@ fn a_second_run_loads_the_compiled_plugin_from_the_cache() {
         .map(|t| inspect(&s, t)["Id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn layers_are_compressed_with_zstd_on_request() {
+    let s = Strata::new();
+    let yaml = format!(
+        r#"version: 1
+plugins:
+  gz: {{path: {c}}}
+  zs: {{path: {c}, compression: zstd}}
+steps:
+  - load: {{input: {hello}}}
+  - copy: {{source: "strata-demo/hello:1.0", target: "hello:gz", transform: [gz]}}
+  - copy: {{source: "strata-demo/hello:1.0", target: "hello:zs", transform: [zs]}}
+  - copy: {{source: "hello:zs", target: "oci:{layout}:zs"}}
+"#,
+        c = component("reproducible"),
+        hello = common::demo_archive().display(),
+        layout = s.path("layout").display(),
+    );
+    pipeline(&s, &yaml, &[]).ok();
+    // The layout's manifest names zstd layers; skopeo reads them.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(s.path("layout/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(s.path("layout/blobs/sha256").join(&digest[7..])).unwrap(),
+    )
+    .unwrap();
+    let types: BTreeSet<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["application/vnd.oci.image.layer.v1.tar+zstd"])
+    );
+    let layout = format!("oci:{}:zs", s.path("layout").display());
+    let theirs: Value = serde_json::from_str(&peer("skopeo", &["inspect", &layout])).unwrap();
+    assert_eq!(
+        theirs["Layers"],
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].clone())
+            .collect::<Value>()
+    );
+    // The same tree either way, and the same image ID (diff IDs are of the
+    // uncompressed tar).
+    assert_eq!(flattened(&s, "hello:gz"), flattened(&s, "hello:zs"));
+    assert_eq!(inspect(&s, "hello:gz")["Id"], inspect(&s, "hello:zs")["Id"]);
+    // A codec strata does not know is refused before anything runs.
+    let bad = pipeline(
+        &s,
+        &format!(
+            "version: 1\nplugins:\n  x: {{path: {}, compression: lz4}}\nsteps:\n  - images: {{}}\n",
+            component("reproducible")
+        ),
+        &[],
+    );
+    assert_eq!(bad.code, 125, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains(":3:6: plugin x: compression `lz4`: use gzip or zstd"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -44,6 +44,10 @@ pub struct PluginSpec {
     /// WASI, with read-only directories and named environment variables.
     #[serde(default)]
     pub wasi: Option<Grants>,
+    /// How a layer plugin's layers are compressed: `gzip` (the default, on
+    /// several cores) or `zstd`. In a chain, zstd when any plugin asks.
+    #[serde(default)]
+    pub compression: Option<String>,
 }
 
 /// Where a plugin's bytes come from.
@@ -64,6 +68,8 @@ pub struct Declared {
     pub options: LoadOptions,
     /// What a failure does.
     pub on_error: OnError,
+    /// The compression its layers get, when it names one.
+    pub compression: Option<Codec>,
 }
 
 impl PluginSpec {
@@ -91,6 +97,16 @@ impl PluginSpec {
             limits.memory = m.max(1) << 20;
         }
         limits.fuel = self.fuel;
+        let compression = match self.compression.as_deref() {
+            None => None,
+            Some("gzip") => Some(Codec::default()),
+            Some("zstd") => Some(Codec::Zstd(3)),
+            Some(other) => {
+                return Err(format!(
+                    "plugin {name}: compression `{other}`: use gzip or zstd"
+                ));
+            }
+        };
         let grants = match &self.wasi {
             Some(g) => Grants {
                 wasi: true,
@@ -110,6 +126,7 @@ impl PluginSpec {
                 grants,
             },
             on_error: self.on_error,
+            compression,
         })
     }
 }
@@ -180,6 +197,7 @@ impl Catalog {
                 source: PluginSource::File(PathBuf::from(name)),
                 options: LoadOptions::default(),
                 on_error: OnError::Fail,
+                compression: None,
             },
         };
         let shown = match &declared.source {
@@ -231,16 +249,20 @@ impl Catalog {
     ) -> Result<Transforms, PluginError> {
         let mut plugins = Vec::with_capacity(names.len());
         let mut skip = Vec::new();
+        let mut codec = Codec::default();
         for n in names {
             let p = self.plugin(n, fetch)?;
             if self.on_error(n) == OnError::Skip {
                 skip.push(p.name().to_string());
             }
+            if let Some(c @ Codec::Zstd(_)) = self.declared.get(n).and_then(|d| d.compression) {
+                codec = c;
+            }
             plugins.push(p);
         }
         let mut t = Transforms::from_plugins(plugins)?;
         t.skip = skip;
-        t.codec = Codec::default();
+        t.codec = codec;
         t.log = log;
         Ok(t)
     }
