@@ -790,3 +790,89 @@ steps:
         bad.stderr
     );
 }
+
+#[test]
+fn a_tag_filter_decides_from_registry_facts_each_fetched_once() {
+    let registry = need("STRATA_TEST_REGISTRY_PLAIN");
+    let prefix = mirror_fixture(&registry);
+    let to = unique("fdst");
+    let s = Strata::new();
+    let run = |settings: &str, extra: &[&str]| {
+        let yaml = format!(
+            r#"version: 1
+plugins:
+  fresh:
+    path: {c}
+    settings: {settings}
+steps:
+  - mirror:
+      from: {registry}
+      to: [{{registry: {registry}, prefix: {to}/}}]
+      repositories: [{prefix}/team/app]
+      tags: {{exclude: ['^nightly']}}
+      tag_filter: fresh
+"#,
+            c = component("fresh"),
+        );
+        pipeline(&s, &yaml, extra).ok()
+    };
+    // Created since March 2025 and labelled as team/app's: the config's
+    // `created` and labels, read through the host.
+    let dry = run(
+        r#"{since: "2025-03-01T00:00:00Z", label: "org.opencontainers.image.title=team/app"}"#,
+        &["--dry-run"],
+    );
+    let v100 = common::skopeo_digest(&format!("{registry}/{prefix}/team/app:v1.0.0"));
+    assert!(
+        dry.stdout.contains(&format!(
+            "dropped by tag_filter (2): v1.0.0 (created 2025-01-06T10:00:00Z, before 2025-03-01T00:00:00Z [{}]) v1.2.0 (created 2025-02-03T10:00:00Z, before 2025-03-01T00:00:00Z [",
+            &v100[..19]
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains("to copy (6): latest multi v2.0.0 v2.0.0-rc1 v2.1.0 v3.0.0"),
+        "{}",
+        dry.stdout
+    );
+    // The plugin asks three facts of each of the 8 tags (digest, created,
+    // labels) and platforms of none: the host fetches each tag's manifest
+    // and config once (the index's image manifest too) and answers the
+    // rest from what it has: 8 + 8 + 1 requests.
+    let line = dry
+        .stderr
+        .lines()
+        .chain(dry.stdout.lines())
+        .find(|l| l.contains("registry requests for tag facts"))
+        .unwrap_or_else(|| panic!("no count of requests:\n{}\n{}", dry.stdout, dry.stderr))
+        .to_string();
+    let n: usize = line
+        .split(": ")
+        .nth(2)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(n, 17, "{line}");
+
+    // The platforms: only the index has linux/arm64.
+    run(r#"{platform: linux/arm64/v8}"#, &[]);
+    let copied = registry_tags(&registry, &format!("{to}/{prefix}/team/app"));
+    assert_eq!(copied.keys().collect::<Vec<_>>(), ["multi"]);
+
+    // A setting it does not know fails the plan, naming it.
+    let yaml = format!(
+        "version: 1\nplugins:\n  fresh: {{path: {}, settings: {{colour: red}}}}\nsteps:\n  - mirror: {{from: {registry}, to: [{{registry: {registry}, prefix: {to}/}}], repositories: [{prefix}/team/app], tag_filter: fresh}}\n",
+        component("fresh")
+    );
+    let bad = pipeline(&s, &yaml, &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains(
+            "plugin fresh (tag-filter): filter: unknown setting `colour` (fresh takes since, label, platform)"
+        ),
+        "{}",
+        bad.stderr
+    );
+}

@@ -138,12 +138,19 @@ pub struct TagPlugin<'a> {
 }
 
 /// Facts about a source repository's tags, fetched for a tag filter on
-/// demand and kept: each is a registry request or two.
+/// demand and kept: each is a registry request or two, counted against a
+/// budget so that a plugin asking about every tag of a huge repository
+/// over and over cannot turn a plan into a flood of requests.
 pub struct RegistryFacts {
     repo: Repository,
     manifests: std::sync::Mutex<HashMap<String, RawManifest>>,
     configs: std::sync::Mutex<HashMap<String, serde_json::Value>>,
+    requests: std::sync::atomic::AtomicUsize,
+    budget: usize,
 }
+
+/// Registry requests a tag filter may cause per repository, at most.
+pub const FACT_REQUESTS: usize = 2000;
 
 impl RegistryFacts {
     /// Facts about `repo`, starting from manifests already fetched.
@@ -152,7 +159,29 @@ impl RegistryFacts {
             repo,
             manifests: std::sync::Mutex::new(known),
             configs: std::sync::Mutex::new(HashMap::new()),
+            requests: std::sync::atomic::AtomicUsize::new(0),
+            budget: FACT_REQUESTS,
         }
+    }
+
+    /// The registry requests made so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Counts one request, refused past the budget.
+    fn meter(&self) -> Result<(), String> {
+        let n = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= self.budget {
+            return Err(format!(
+                "the budget of {} registry requests for tag facts in {} is spent",
+                self.budget,
+                self.repo.place()
+            ));
+        }
+        Ok(())
     }
 
     fn manifest(&self, tag: &str) -> Result<RawManifest, String> {
@@ -164,6 +193,7 @@ impl RegistryFacts {
         {
             return Ok(m.clone());
         }
+        self.meter()?;
         let m = self
             .repo
             .client()
@@ -196,6 +226,7 @@ impl RegistryFacts {
                     .or_else(|| index.children().first())
                     .cloned()
                     .ok_or_else(|| format!("{tag}: an index with no images"))?;
+                self.meter()?;
                 self.repo
                     .client()
                     .get_manifest(self.repo.name(), child.digest().as_ref())
@@ -205,6 +236,7 @@ impl RegistryFacts {
         };
         let parsed: oci_spec::image::ImageManifest =
             serde_json::from_slice(&image.bytes).map_err(|e| e.to_string())?;
+        self.meter()?;
         let bytes = self
             .repo
             .read_small_blob(parsed.config())
@@ -328,7 +360,20 @@ pub fn plan_repository(
                     .push(format!("{name}: {line}"));
             })
         };
-        match crate::plugin::tags::filter(tp.plugin, source, &plan.selected, facts, log) {
+        let asked = facts.clone();
+        let result = crate::plugin::tags::filter(tp.plugin, source, &plan.selected, facts, log);
+        let requests = asked.requests();
+        if requests > 0 {
+            tp.lines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "{}: {source}: {requests} registry request{} for tag facts",
+                    tp.plugin.name(),
+                    if requests == 1 { "" } else { "s" }
+                ));
+        }
+        match result {
             Ok(f) => {
                 plan.selected = f.kept;
                 plan.dropped.push(Dropped {
