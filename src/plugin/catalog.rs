@@ -267,3 +267,64 @@ impl Catalog {
         Ok(t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> PluginSpec {
+        serde_json::from_value(serde_json::from_str::<serde_json::Value>(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_declaration_names_a_file_or_an_image_and_its_limits() {
+        let d = spec(r#"{"path": "p.wasm", "timeout": "2s", "memory_mib": 64, "fuel": 1000, "compression": "zstd", "settings": {"a": "1"}}"#)
+            .declared("p")
+            .unwrap();
+        assert_eq!(d.source, PluginSource::File("p.wasm".into()));
+        assert_eq!(d.options.limits.deadline, Duration::from_secs(2));
+        assert_eq!(d.options.limits.memory, 64 << 20);
+        assert_eq!(d.options.limits.fuel, Some(1000));
+        assert_eq!(d.compression, Some(Codec::Zstd(3)));
+        assert_eq!(d.options.settings, [("a".to_string(), "1".to_string())]);
+        assert!(!d.options.grants.wasi);
+        let w = spec(r#"{"image": "r/p@sha256:00", "wasi": {"dirs": ["/srv"]}}"#)
+            .declared("w")
+            .unwrap();
+        assert_eq!(w.source, PluginSource::Image("r/p@sha256:00".into()));
+        assert!(w.options.grants.wasi);
+    }
+
+    #[test]
+    fn what_cannot_be_kept_is_refused_naming_the_plugin() {
+        let e = |json: &str| spec(json).declared("x").unwrap_err();
+        assert_eq!(
+            e(r#"{"path": "a", "image": "b"}"#),
+            "plugin x: a path or an image, not both"
+        );
+        assert_eq!(e("{}"), "plugin x: needs a path or an image");
+        assert_eq!(
+            e(r#"{"path": "a", "timeout": "50ms"}"#),
+            "plugin x: a timeout under 100ms cannot be kept"
+        );
+        assert_eq!(
+            e(r#"{"path": "a", "compression": "lz4"}"#),
+            "plugin x: compression `lz4`: use gzip or zstd"
+        );
+    }
+
+    #[test]
+    fn on_the_command_line_a_name_is_a_file() {
+        let c = Catalog::new(HashMap::new(), None);
+        assert!(!c.knows("plugins/slim/slim.wasm"));
+        assert_eq!(c.on_error("plugins/slim/slim.wasm"), OnError::Fail);
+        let Err(err) = c.plugin("/nonexistent/p.wasm", None) else {
+            panic!("a missing file loaded");
+        };
+        let err = err.to_string();
+        assert!(
+            err.starts_with("plugin p: cannot read /nonexistent/p.wasm: "),
+            "{err}"
+        );
+    }
+}
