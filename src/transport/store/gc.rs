@@ -1,6 +1,6 @@
-//! Garbage collection: mark every blob reachable from `index.json`, sweep
-//! the rest. Runs under the exclusive lock, after the index change that
-//! made blobs unreachable.
+//! Garbage collection: mark every blob reachable from `index.json` (and
+//! from kept plugin artifacts), sweep the rest. Runs under the exclusive
+//! lock, after the index change that made blobs unreachable.
 
 use std::collections::HashSet;
 
@@ -60,6 +60,8 @@ impl Store {
     fn mark(&self) -> Result<(HashSet<Digest>, HashSet<Digest>), StoreError> {
         let mut live = HashSet::new();
         let mut diff_ids = HashSet::new();
+        // Kept plugin artifacts are roots too (they are no images to list).
+        live.extend(self.artifact_blobs());
         let mut todo: Vec<oci_spec::image::Descriptor> = self.entries()?.descriptors().to_vec();
         while let Some(d) = todo.pop() {
             if !live.insert(d.digest().clone()) {

@@ -8,13 +8,15 @@
 //!   kept as one descriptor without them (docker's dangling `<none>`).
 //! - `.strata/`: strata's own bookkeeping, ignored by other tools: the lock
 //!   file, the ingest area (same filesystem, so a verified blob is renamed
-//!   into place), and small metadata files (layer sizes, tag times).
+//!   into place), small metadata files (layer sizes, tag times), and the
+//!   manifests of plugin artifacts kept for offline use.
 //!
 //! Writers stage blobs in the ingest area, verified and fsynced, then take the
 //! exclusive lock only to rename them into place and replace `index.json`
 //! atomically. Garbage collection runs under the same lock, so it never
 //! removes a blob a concurrent writer is about to reference.
 
+mod artifacts;
 mod blobs;
 mod gc;
 mod images;
