@@ -8,12 +8,16 @@
 //!   (world, contract version, WASI) and preparing instances;
 //! - `state`: what a plugin's store holds (limits, the batch it reads);
 //! - `config`, `tags`, `layer`: calling each world;
-//! - `spec`: how a pipeline or the command line names a plugin.
+//! - `catalog`: how a pipeline or the command line names a plugin;
+//! - `artifact`, `fetch`: plugins as OCI artifacts, pinned by digest, and
+//!   getting their components (kept in the store for offline runs).
 
+pub mod artifact;
 pub mod bindings;
 pub mod catalog;
 pub mod config;
 pub mod engine;
+pub mod fetch;
 pub mod image;
 pub mod layer;
 pub mod load;
