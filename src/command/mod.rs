@@ -184,7 +184,20 @@ impl Context {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(format!("{plugin}: {line}"));
         });
-        Ok(self.plugins.transforms(names, None, Some(log))?)
+        let fetch = self.plugin_fetch();
+        Ok(self.plugins.transforms(names, Some(&fetch), Some(log))?)
+    }
+
+    /// How this context gets a plugin artifact's component (a reference
+    /// pinned by digest): from the store when kept there, else from the
+    /// registry through this context's clients, then kept.
+    pub fn plugin_fetch(&self) -> crate::plugin::catalog::Fetch {
+        let ctx = self.clone();
+        Arc::new(move |reference: &str| {
+            let store = ctx.store().map_err(|e| e.to_string())?;
+            crate::plugin::fetch::fetch(ctx.registries(), store, reference)
+                .map_err(|e| e.to_string())
+        })
     }
 
     /// The same context with its own cancellation flag.
@@ -281,6 +294,9 @@ pub enum CommandError {
     /// A plugin could not be loaded or failed.
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
+    /// A plugin artifact could not be had.
+    #[error(transparent)]
+    Artifact(Box<crate::plugin::artifact::ArtifactError>),
     /// Transforming an image failed.
     #[error(transparent)]
     Transform(#[from] crate::plugin::image::TransformError),
@@ -340,6 +356,12 @@ impl CommandError {
             context: context.into(),
             source,
         }
+    }
+}
+
+impl From<crate::plugin::artifact::ArtifactError> for CommandError {
+    fn from(e: crate::plugin::artifact::ArtifactError) -> Self {
+        CommandError::Artifact(Box::new(e))
     }
 }
 

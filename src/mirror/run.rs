@@ -118,7 +118,7 @@ pub fn run(
     let tag_plugin = match &req.tag_filter {
         None => None,
         Some(name) => {
-            let plugin = ctx.plugins().plugin(name, None)?;
+            let plugin = ctx.plugins().plugin(name, Some(&ctx.plugin_fetch()))?;
             if plugin.world() != crate::plugin::World::Tags {
                 return Err(CommandError::Invalid(format!(
                     "plugin {name} is a {}, not a tag filter",

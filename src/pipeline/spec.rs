@@ -361,7 +361,19 @@ impl Checker {
             let name = k.as_str().unwrap_or_default().to_string();
             match yaml::from_node::<crate::plugin::catalog::PluginSpec>(v, Mode::Lenient) {
                 Ok(spec) => {
+                    // An image must be pinned by digest: said at its value.
+                    let image = v.get("image");
+                    if let Some(node) = image.filter(|i| !i.is_expression())
+                        && let Some(text) = node.as_str()
+                        && let Err(e) = crate::plugin::artifact::pinned(text)
+                    {
+                        self.add(Some(node.pos), format!("plugin {name}: {e}"));
+                        out.insert(name, v.clone());
+                        continue;
+                    }
+                    // An image from an expression is checked once known.
                     if !v.is_expression()
+                        && !image.is_some_and(Node::is_expression)
                         && let Err(m) = spec.declared(&name)
                     {
                         self.add(Some(v.pos), m);

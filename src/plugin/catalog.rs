@@ -1,6 +1,7 @@
 //! How commands find plugins: by the names a pipeline's `plugins:` section
-//! declares (a file or an image reference, settings, limits, grants), or,
-//! on the command line, by a file path. Each plugin is loaded once per run
+//! declares (a file or an image reference pinned by digest, settings,
+//! limits, grants), or, on the command line, by a file path or a pinned
+//! reference (a path that exists wins). Each plugin is loaded once per run
 //! and shared by every step that uses it.
 
 use std::collections::HashMap;
@@ -77,7 +78,10 @@ impl PluginSpec {
     pub fn declared(&self, name: &str) -> Result<Declared, String> {
         let source = match (&self.path, &self.image) {
             (Some(p), None) => PluginSource::File(p.clone()),
-            (None, Some(r)) => PluginSource::Image(r.clone()),
+            (None, Some(r)) => {
+                super::artifact::pinned(r).map_err(|e| format!("plugin {name}: {e}"))?;
+                PluginSource::Image(r.clone())
+            }
             (Some(_), Some(_)) => {
                 return Err(format!("plugin {name}: a path or an image, not both"));
             }
@@ -134,6 +138,18 @@ impl PluginSpec {
 /// Fetches an artifact's component bytes (an OCI reference, pinned) —
 /// given by the command layer, which has the registries.
 pub type Fetch = Arc<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// Where a plugin the command line names comes from: a file of that path
+/// when there is one, else an artifact when the name reads as a reference
+/// with a tag or digest (which must then be pinned by digest), else a file
+/// (whose absence the load reports).
+fn undeclared(name: &str) -> PluginSource {
+    if !std::path::Path::new(name).exists() && super::artifact::is_reference(name) {
+        PluginSource::Image(name.to_string())
+    } else {
+        PluginSource::File(PathBuf::from(name))
+    }
+}
 
 /// The plugins of a run.
 #[derive(Default)]
@@ -194,7 +210,7 @@ impl Catalog {
         let declared = match self.declared.get(name) {
             Some(d) => d.clone(),
             None => Declared {
-                source: PluginSource::File(PathBuf::from(name)),
+                source: undeclared(name),
                 options: LoadOptions::default(),
                 on_error: OnError::Fail,
                 compression: None,
@@ -206,6 +222,11 @@ impl Catalog {
                 .map(|s| s.to_string_lossy().into_owned())
                 .filter(|_| !self.declared.contains_key(name))
                 .unwrap_or_else(|| name.to_string()),
+            PluginSource::Image(r) if !self.declared.contains_key(name) => {
+                crate::reference::Reference::parse(r)
+                    .map(|r| super::artifact::short_name(&r))
+                    .unwrap_or_else(|_| name.to_string())
+            }
             PluginSource::Image(_) => name.to_string(),
         };
         let engine = self.engine(declared.options.limits.fuel.is_some())?;
@@ -288,10 +309,14 @@ mod tests {
         assert_eq!(d.compression, Some(Codec::Zstd(3)));
         assert_eq!(d.options.settings, [("a".to_string(), "1".to_string())]);
         assert!(!d.options.grants.wasi);
-        let w = spec(r#"{"image": "r/p@sha256:00", "wasi": {"dirs": ["/srv"]}}"#)
-            .declared("w")
-            .unwrap();
-        assert_eq!(w.source, PluginSource::Image("r/p@sha256:00".into()));
+        // An image is pinned by digest.
+        let image = format!("r/p@sha256:{}", "0".repeat(64));
+        let w = spec(&format!(
+            r#"{{"image": "{image}", "wasi": {{"dirs": ["/srv"]}}}}"#
+        ))
+        .declared("w")
+        .unwrap();
+        assert_eq!(w.source, PluginSource::Image(image));
         assert!(w.options.grants.wasi);
     }
 
@@ -325,6 +350,37 @@ mod tests {
         assert!(
             err.starts_with("plugin p: cannot read /nonexistent/p.wasm: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_declared_image_must_be_pinned() {
+        let hex = "b".repeat(64);
+        let pinned = format!("127.0.0.1:5000/p/stamp@sha256:{hex}");
+        let d = spec(&format!(r#"{{"image": "{pinned}"}}"#))
+            .declared("stamp")
+            .unwrap();
+        assert_eq!(d.source, PluginSource::Image(pinned));
+        let e = spec(r#"{"image": "127.0.0.1:5000/p/stamp:v1"}"#)
+            .declared("stamp")
+            .unwrap_err();
+        assert!(
+            e.starts_with("plugin stamp: 127.0.0.1:5000/p/stamp:v1: not pinned by digest"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_command_line_names_a_file_or_a_pinned_reference() {
+        let hex = "c".repeat(64);
+        let reference = format!("reg.example/p/slim@sha256:{hex}");
+        assert_eq!(
+            undeclared(&reference),
+            PluginSource::Image(reference.clone())
+        );
+        assert_eq!(
+            undeclared("plugins/slim/slim.wasm"),
+            PluginSource::File("plugins/slim/slim.wasm".into())
         );
     }
 }

@@ -142,3 +142,28 @@ fn durations() {
     assert!(duration("soon").is_err());
     assert!(duration("5").is_err());
 }
+
+#[test]
+fn a_plugin_image_must_be_pinned_by_digest() {
+    let steps = "steps:\n  - load: {input: a.tar, transform: [stamp]}\n";
+    let e = check(&format!(
+        "version: 1\nplugins:\n  stamp:\n    image: 127.0.0.1:5000/p/stamp:v1\n{steps}"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "p.yaml:4:12: plugin stamp: 127.0.0.1:5000/p/stamp:v1: not pinned by digest"
+        ),
+        "{e:?}"
+    );
+    let hex = "d".repeat(64);
+    let e = check(&format!(
+        "version: 1\nplugins:\n  stamp: {{image: '127.0.0.1:5000/p/stamp:v1@sha256:{hex}'}}\n{steps}"
+    ));
+    assert!(e.is_empty(), "{e:?}");
+    // An image from an expression is checked once its value is known.
+    let e = check(&format!(
+        "version: 1\nvars: {{ref: x}}\nplugins:\n  stamp: {{image: '${{{{ env.STAMP }}}}'}}\n{steps}"
+    ));
+    assert!(e.is_empty(), "{e:?}");
+}
