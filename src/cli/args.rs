@@ -67,7 +67,7 @@ pub enum Command {
     Umount(UmountArgs),
     /// Run a pipeline: a YAML file of steps.
     Run(RunArgs),
-    /// WebAssembly plugins: inspect one, or try one on an image.
+    /// WebAssembly plugins: inspect one, try one on an image, publish one.
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Manage images (docker's `image` command group).
@@ -112,17 +112,33 @@ pub enum PluginCommand {
     Inspect(PluginInspectArgs),
     /// Apply a transform plugin to an image in the store, under a new tag.
     Run(PluginRunArgs),
+    /// Publish a plugin as an OCI artifact (the CNCF Wasm artifact layout).
+    Push(PluginPushArgs),
 }
 
-/// `plugin inspect FILE`
+/// `plugin inspect FILE|REF@DIGEST`
 #[derive(Debug, Args)]
 pub struct PluginInspectArgs {
+    /// The component (.wasm), or an OCI artifact pinned by digest.
+    #[arg(value_name = "FILE|REF@DIGEST")]
+    pub plugin: String,
+}
+
+/// `plugin push [--author TEXT] FILE NAME[:TAG]`
+#[derive(Debug, Args)]
+pub struct PluginPushArgs {
+    /// The config's author.
+    #[arg(long, value_name = "TEXT")]
+    pub author: Option<String>,
     /// The component (.wasm).
     #[arg(value_name = "FILE")]
     pub plugin: PathBuf,
+    /// Where it goes.
+    #[arg(value_name = "NAME[:TAG]")]
+    pub image: String,
 }
 
-/// `plugin run [OPTIONS] FILE IMAGE`
+/// `plugin run [OPTIONS] FILE|REF@DIGEST IMAGE`
 #[derive(Debug, Args)]
 pub struct PluginRunArgs {
     /// A setting passed to the plugin.
@@ -137,9 +153,9 @@ pub struct PluginRunArgs {
     /// Memory the plugin may use, in MiB.
     #[arg(long, value_name = "MiB")]
     pub memory: Option<usize>,
-    /// The component (.wasm).
-    #[arg(value_name = "FILE")]
-    pub plugin: PathBuf,
+    /// The component (.wasm), or an OCI artifact pinned by digest.
+    #[arg(value_name = "FILE|REF@DIGEST")]
+    pub plugin: String,
     /// The image in the store.
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -148,6 +164,16 @@ pub struct PluginRunArgs {
 impl From<PluginInspectArgs> for strata::command::plugin::PluginInspectRequest {
     fn from(a: PluginInspectArgs) -> Self {
         strata::command::plugin::PluginInspectRequest { plugin: a.plugin }
+    }
+}
+
+impl From<PluginPushArgs> for strata::command::plugin::PluginPushRequest {
+    fn from(a: PluginPushArgs) -> Self {
+        strata::command::plugin::PluginPushRequest {
+            plugin: a.plugin,
+            image: a.image,
+            author: a.author,
+        }
     }
 }
 
@@ -246,8 +272,9 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 3, value_name = "int")]
     pub max_concurrent_downloads: usize,
     /// Apply a WebAssembly plugin (a layer or config transform) on the way
-    /// in; repeat for several, applied in order.
-    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    /// in; repeat for several, applied in order A file, or an
+    /// OCI artifact pinned by digest (REGISTRY/REPO@sha256:…).
+    #[arg(long = "transform", value_name = "PLUGIN.wasm|REF@DIGEST")]
     pub transform: Vec<String>,
     /// The image.
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
@@ -295,8 +322,9 @@ pub struct CopyArgs {
     #[arg(long, default_value_t = strata::command::copy::default_concurrent(), value_name = "int")]
     pub max_concurrent: usize,
     /// Apply a WebAssembly plugin (a layer or config transform) on the
-    /// way; repeat for several, applied in order.
-    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    /// way; repeat for several, applied in order A file, or an
+    /// OCI artifact pinned by digest (REGISTRY/REPO@sha256:…).
+    #[arg(long = "transform", value_name = "PLUGIN.wasm|REF@DIGEST")]
     pub transform: Vec<String>,
     /// Where the image is.
     #[arg(value_name = "SOURCE")]
@@ -476,8 +504,9 @@ pub struct SaveArgs {
     #[arg(long, value_name = "none|gzip|zstd")]
     pub compress: Option<String>,
     /// Apply a WebAssembly plugin (a layer or config transform) to what is
-    /// saved; repeat for several, applied in order.
-    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    /// saved; repeat for several, applied in order A file, or an
+    /// OCI artifact pinned by digest (REGISTRY/REPO@sha256:…).
+    #[arg(long = "transform", value_name = "PLUGIN.wasm|REF@DIGEST")]
     pub transform: Vec<String>,
     /// The images.
     #[arg(value_name = "IMAGE", required = true)]
@@ -494,8 +523,9 @@ pub struct LoadArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Apply a WebAssembly plugin (a layer or config transform) to what is
-    /// loaded; repeat for several, applied in order.
-    #[arg(long = "transform", value_name = "PLUGIN.wasm")]
+    /// loaded; repeat for several, applied in order A file, or an
+    /// OCI artifact pinned by digest (REGISTRY/REPO@sha256:…).
+    #[arg(long = "transform", value_name = "PLUGIN.wasm|REF@DIGEST")]
     pub transform: Vec<String>,
 }
 

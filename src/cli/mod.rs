@@ -162,6 +162,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command::plugin::inspect(&ctx, &a.into(), &ui)?
         }
         Command::Plugin(args::PluginCommand::Run(a)) => command::plugin::run(&ctx, &a.into(), &ui)?,
+        Command::Plugin(args::PluginCommand::Push(a)) => {
+            command::plugin::push(&ctx, &a.into(), &ui)?
+        }
         Command::Image(_) | Command::Run(_) => unreachable!("handled above"),
     };
     Ok(())
