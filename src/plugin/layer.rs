@@ -7,6 +7,12 @@
 //! sides as it goes. Content a plugin never reads is copied by the host
 //! without crossing into the guest. Several plugins run as a chain: each
 //! batch passes through them in order.
+//!
+//! The deciding is behind a seam, [`Decide`]: a plugin is one decider
+//! ([`PluginDecider`]); a native implementation runs through the very same
+//! pipeline, which is how the host's own cost is told from the guest's
+//! (`benches/plugin_layer.rs`) and how the host's rules are tested without
+//! WebAssembly.
 
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read, Write};
@@ -23,7 +29,7 @@ use super::bindings::layer as world;
 use super::load::Plugin;
 use super::state::{Content, ContentSource, HostState, LogSink};
 
-use world::strata::plugin::types::{Decision, EntryHeader, EntryKind, LayerInfo, Replacement};
+pub use world::strata::plugin::types::{Decision, EntryHeader, EntryKind, LayerInfo, Replacement};
 
 impl world::strata::plugin::log::Host for HostState {
     fn info(&mut self, message: String) {
@@ -99,11 +105,106 @@ pub struct Transformed {
     pub unpacked: u64,
 }
 
-/// One plugin running over the layer.
-struct Running<'p> {
+/// One stage of a layer-transform chain: what the host asks of a plugin,
+/// as a trait so that a native implementation can stand in its place.
+pub trait Decide {
+    /// The name its errors carry.
+    fn name(&self) -> &str;
+    /// Before the layer's first entry.
+    fn begin(&mut self, layer: &LayerInfo) -> Result<(), PluginError>;
+    /// One decision per header, in order. `contents` are the batch's
+    /// contents, which it may read; the host takes them back afterwards
+    /// (rewound), whatever the answer.
+    fn entries(
+        &mut self,
+        headers: &[EntryHeader],
+        contents: &mut Vec<Content>,
+    ) -> Result<Vec<Decision>, PluginError>;
+    /// After the last entry: the entries to add.
+    fn finish(&mut self) -> Result<Vec<Replacement>, PluginError>;
+    /// A failure of one of its calls (the host's checks of its answers
+    /// blame it with this).
+    fn failed(&self, call: &'static str, entry: Option<&str>, detail: String) -> PluginError {
+        PluginError::Failed {
+            name: self.name().to_string(),
+            world: "layer-transform",
+            call,
+            entry: entry.map(str::to_string),
+            detail,
+        }
+    }
+}
+
+/// A `layer-transform` plugin, instantiated for one layer.
+pub struct PluginDecider<'p> {
     plugin: &'p Plugin,
     store: Store<HostState>,
     instance: world::LayerTransform,
+}
+
+impl<'p> PluginDecider<'p> {
+    /// A fresh instance of `plugin` (one per layer), its log lines to `log`.
+    pub fn new(plugin: &'p Plugin, log: LogSink) -> Result<PluginDecider<'p>, PluginError> {
+        let mut store = plugin.store(log, None)?;
+        let pre = world::LayerTransformPre::new(plugin.pre().clone())
+            .map_err(|e| plugin.trapped("instantiate", None, &e))?;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| plugin.trapped("instantiate", None, &e))?;
+        Ok(PluginDecider {
+            plugin,
+            store,
+            instance,
+        })
+    }
+}
+
+impl Decide for PluginDecider<'_> {
+    fn name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    fn begin(&mut self, layer: &LayerInfo) -> Result<(), PluginError> {
+        let p = self.plugin;
+        self.instance
+            .strata_plugin_layer_transformer()
+            .call_begin(&mut self.store, p.settings(), layer)
+            .map_err(|e| p.trapped("begin", None, &e))?
+            .map_err(|m| p.failed("begin", None, m))
+    }
+
+    fn entries(
+        &mut self,
+        headers: &[EntryHeader],
+        contents: &mut Vec<Content>,
+    ) -> Result<Vec<Decision>, PluginError> {
+        let p = self.plugin;
+        self.store.data_mut().batch = std::mem::take(contents);
+        p.arm(&mut self.store);
+        let called = self
+            .instance
+            .strata_plugin_layer_transformer()
+            .call_entries(&mut self.store, headers);
+        *contents = std::mem::take(&mut self.store.data_mut().batch);
+        let first = headers.first().map(|h| h.path.as_str());
+        called
+            .map_err(|e| p.trapped("entries", first, &e))?
+            .map_err(|m| p.failed("entries", first, m))
+    }
+
+    fn finish(&mut self) -> Result<Vec<Replacement>, PluginError> {
+        let p = self.plugin;
+        p.arm(&mut self.store);
+        self.instance
+            .strata_plugin_layer_transformer()
+            .call_finish(&mut self.store)
+            .map_err(|e| p.trapped("finish", None, &e))?
+            .map_err(|m| p.failed("finish", None, m))
+    }
+
+    fn failed(&self, call: &'static str, entry: Option<&str>, detail: String) -> PluginError {
+        self.plugin.failed(call, entry, detail)
+    }
 }
 
 /// An entry on its way: its header and where its content is.
@@ -208,36 +309,38 @@ pub fn transform(
     codec: Codec,
     log: &dyn Fn(&Plugin) -> LogSink,
 ) -> Result<Transformed, PluginError> {
-    let first = plugins.first().map_or("layer", |p| p.name());
+    let mut running = Vec::with_capacity(plugins.len());
+    for &p in plugins {
+        running.push(PluginDecider::new(p, log(p))?);
+    }
+    let mut chain: Vec<&mut dyn Decide> =
+        running.iter_mut().map(|r| r as &mut dyn Decide).collect();
+    transform_with(&mut chain, input, meta, dir, codec)
+}
+
+/// [`transform`] with any deciders as the chain: the same reading, rules,
+/// writing, compression and hashing, whoever decides.
+pub fn transform_with(
+    running: &mut [&mut dyn Decide],
+    input: &mut (dyn Read + Send),
+    meta: &LayerMeta,
+    dir: &Path,
+    codec: Codec,
+) -> Result<Transformed, PluginError> {
+    let first = running.first().map_or("layer", |p| p.name()).to_string();
     let io_err = |context: String, source: io::Error| PluginError::Io {
-        name: first.to_string(),
+        name: first.clone(),
         context,
         source,
     };
-    let mut running = Vec::with_capacity(plugins.len());
-    for &p in plugins {
-        let mut store = p.store(log(p), None)?;
-        let pre = world::LayerTransformPre::new(p.pre().clone())
-            .map_err(|e| p.trapped("instantiate", None, &e))?;
-        let instance = pre
-            .instantiate(&mut store)
-            .map_err(|e| p.trapped("instantiate", None, &e))?;
-        let info = LayerInfo {
-            digest: meta.digest.to_string(),
-            diff_id: meta.diff_id.to_string(),
-            index: meta.index,
-            count: meta.count,
-        };
-        instance
-            .strata_plugin_layer_transformer()
-            .call_begin(&mut store, p.settings(), &info)
-            .map_err(|e| p.trapped("begin", None, &e))?
-            .map_err(|m| p.failed("begin", None, m))?;
-        running.push(Running {
-            plugin: p,
-            store,
-            instance,
-        });
+    let info = LayerInfo {
+        digest: meta.digest.to_string(),
+        diff_id: meta.diff_id.to_string(),
+        index: meta.index,
+        count: meta.count,
+    };
+    for r in running.iter_mut() {
+        r.begin(&info)?;
     }
 
     let file = tempfile::Builder::new()
@@ -285,8 +388,8 @@ pub fn transform(
             if !batch.is_empty() {
                 let items = std::mem::take(&mut batch);
                 held = 0;
-                let decided = decide(&mut running, items)?;
-                writer.write_all(decided, &running)?;
+                let decided = decide(running, items)?;
+                writer.write_all(decided, running)?;
             }
             writer
                 .write_root(&header)
@@ -313,30 +416,23 @@ pub fn transform(
         if batch.len() >= BATCH_ENTRIES || held >= BATCH_BYTES {
             let items = std::mem::take(&mut batch);
             held = 0;
-            let decided = decide(&mut running, items)?;
-            writer.write_all(decided, &running)?;
+            let decided = decide(running, items)?;
+            writer.write_all(decided, running)?;
         }
     }
     if !batch.is_empty() {
-        let decided = decide(&mut running, batch)?;
-        writer.write_all(decided, &running)?;
+        let decided = decide(running, batch)?;
+        writer.write_all(decided, running)?;
     }
     // Each plugin's additions pass through the plugins after it.
     for i in 0..running.len() {
-        let r = &mut running[i];
-        r.plugin.arm(&mut r.store);
-        let added = r
-            .instance
-            .strata_plugin_layer_transformer()
-            .call_finish(&mut r.store)
-            .map_err(|e| r.plugin.trapped("finish", None, &e))?
-            .map_err(|m| r.plugin.failed("finish", None, m))?;
+        let added = running[i].finish()?;
         let mut items = Vec::new();
         for a in added {
-            items.push(from_replacement(r.plugin, "finish", None, a)?);
+            items.push(from_replacement(&*running[i], "finish", None, a)?);
         }
         let decided = decide(&mut running[i + 1..], items)?;
-        writer.write_all(decided, &running)?;
+        writer.write_all(decided, running)?;
     }
 
     let tar_side = writer
@@ -426,7 +522,7 @@ fn read_header<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<Entr
 }
 
 fn from_replacement(
-    plugin: &Plugin,
+    plugin: &dyn Decide,
     call: &'static str,
     original: Option<&str>,
     r: Replacement,
@@ -465,34 +561,27 @@ fn from_replacement(
 }
 
 /// Passes a batch through the chain; returns what is to be written.
-fn decide(running: &mut [Running<'_>], mut items: Vec<Item>) -> Result<Vec<Item>, PluginError> {
+fn decide(running: &mut [&mut dyn Decide], mut items: Vec<Item>) -> Result<Vec<Item>, PluginError> {
     for r in running.iter_mut() {
         if items.is_empty() {
             break;
         }
         let headers: Vec<EntryHeader> = items.iter().map(|i| i.header.clone()).collect();
-        let first_path = headers[0].path.clone();
-        r.store.data_mut().batch = items
+        let mut contents: Vec<Content> = items
             .iter_mut()
             .map(|i| take_content(&mut i.content))
             .collect();
-        r.plugin.arm(&mut r.store);
-        let called = r
-            .instance
-            .strata_plugin_layer_transformer()
-            .call_entries(&mut r.store, &headers);
+        let called = r.entries(&headers, &mut contents);
         // The contents come back whatever the answer, for the next plugin.
-        let contents = std::mem::take(&mut r.store.data_mut().batch);
         for (item, c) in items.iter_mut().zip(contents) {
             item.content = rewound(c);
         }
-        let decisions = called
-            .map_err(|e| r.plugin.trapped("entries", Some(&first_path), &e))?
-            .map_err(|m| r.plugin.failed("entries", Some(&first_path), m))?;
+        let decisions = called?;
+        let first_path = &headers[0].path;
         if decisions.len() != items.len() {
-            return Err(r.plugin.failed(
+            return Err(r.failed(
                 "entries",
-                Some(&first_path),
+                Some(first_path),
                 format!(
                     "gave {} decisions for a batch of {} entries",
                     decisions.len(),
@@ -507,7 +596,7 @@ fn decide(running: &mut [Running<'_>], mut items: Vec<Item>) -> Result<Vec<Item>
                 Decision::Drop => {}
                 Decision::Rewrite(h) => {
                     if h.kind == EntryKind::File && h.size != item.content.len() {
-                        return Err(r.plugin.failed(
+                        return Err(r.failed(
                             "entries",
                             Some(&item.header.path),
                             format!(
@@ -518,7 +607,7 @@ fn decide(running: &mut [Running<'_>], mut items: Vec<Item>) -> Result<Vec<Item>
                         ));
                     }
                     if h.kind != EntryKind::File && !item.content.is_empty() {
-                        return Err(r.plugin.failed(
+                        return Err(r.failed(
                             "entries",
                             Some(&item.header.path),
                             format!("rewrite makes a {:?} of an entry with content", h.kind),
@@ -531,7 +620,7 @@ fn decide(running: &mut [Running<'_>], mut items: Vec<Item>) -> Result<Vec<Item>
                 }
                 Decision::Replace(rep) => {
                     next.push(from_replacement(
-                        r.plugin,
+                        &**r,
                         "entries",
                         Some(&item.header.path),
                         rep,
@@ -570,9 +659,13 @@ struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    fn write_all(&mut self, items: Vec<Item>, running: &[Running<'_>]) -> Result<(), PluginError> {
+    fn write_all(
+        &mut self,
+        items: Vec<Item>,
+        running: &[&mut dyn Decide],
+    ) -> Result<(), PluginError> {
         // Who to blame: the last plugin of the chain had the last word.
-        let blame = running.last().map(|r| r.plugin);
+        let blame = running.last().map(|r| &**r);
         for item in items {
             self.write(item, blame)?;
         }
@@ -593,7 +686,7 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    fn write(&mut self, item: Item, blame: Option<&Plugin>) -> Result<(), PluginError> {
+    fn write(&mut self, item: Item, blame: Option<&dyn Decide>) -> Result<(), PluginError> {
         let h = &item.header;
         let refuse = |detail: String| match blame {
             Some(p) => p.failed("entries", Some(&h.path), detail),
@@ -698,5 +791,284 @@ impl<W: Write> Writer<W> {
             _ => 0,
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decider from a closure over each header, counting what it saw.
+    struct Native<F> {
+        name: &'static str,
+        rule: F,
+        seen: Vec<String>,
+        added: Vec<Replacement>,
+    }
+
+    fn native<F: FnMut(&EntryHeader) -> Decision>(name: &'static str, rule: F) -> Native<F> {
+        Native {
+            name,
+            rule,
+            seen: Vec::new(),
+            added: Vec::new(),
+        }
+    }
+
+    impl<F: FnMut(&EntryHeader) -> Decision> Decide for Native<F> {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn begin(&mut self, _layer: &LayerInfo) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn entries(
+            &mut self,
+            headers: &[EntryHeader],
+            contents: &mut Vec<Content>,
+        ) -> Result<Vec<Decision>, PluginError> {
+            assert_eq!(headers.len(), contents.len());
+            self.seen.extend(headers.iter().map(|h| h.path.clone()));
+            Ok(headers.iter().map(&mut self.rule).collect())
+        }
+        fn finish(&mut self) -> Result<Vec<Replacement>, PluginError> {
+            Ok(std::mem::take(&mut self.added))
+        }
+    }
+
+    /// A tar header with every numeric field set (a bare GNU header's are
+    /// not numbers).
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h
+    }
+
+    /// A gzip layer: `./`, a directory, files (path, content), a symlink.
+    fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for dir in ["./", "usr/"] {
+            let mut h = header(tar::EntryType::Directory, 0o755, 0);
+            b.append_data(&mut h, dir, io::empty()).unwrap();
+        }
+        for (path, data) in files {
+            let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+            h.set_mtime(1_700_000_000);
+            h.set_uid(1000);
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        b.append_link(&mut h, "usr/link", "bin/a").unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn meta() -> LayerMeta {
+        let d = crate::digest::sha256_of(b"layer");
+        LayerMeta {
+            digest: d.clone(),
+            diff_id: d,
+            index: 0,
+            count: 1,
+        }
+    }
+
+    fn run(chain: &mut [&mut dyn Decide], input: &[u8]) -> Result<Transformed, PluginError> {
+        // The new layer is a temporary file, removed when dropped.
+        let dir = std::env::temp_dir();
+        transform_with(chain, &mut &input[..], &meta(), &dir, Codec::Gzip(1))
+    }
+
+    /// The written layer: (path, mode, mtime, uid, content) per entry.
+    fn read_back(t: &Transformed) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(t.file.path()).unwrap());
+        let mut a = tar::Archive::new(gz);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                    h.uid().unwrap(),
+                    data,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_native_decider_runs_the_same_pipeline() {
+        let input = layer(&[
+            ("usr/bin/a", b"alpha"),
+            ("usr/share/doc/a/README", b"docs"),
+            ("usr/bin/b", b"beta"),
+        ]);
+        let mut d = native("slimmer", |h| {
+            if h.path.starts_with("usr/share/doc/") {
+                Decision::Drop
+            } else if h.path == "usr/bin/b" {
+                let mut h = h.clone();
+                h.mode = 0o755;
+                h.mtime = 0;
+                h.uid = 0;
+                Decision::Rewrite(h)
+            } else {
+                Decision::Keep
+            }
+        });
+        let t = run(&mut [&mut d], &input).unwrap();
+        // The root is the host's: never handed to a decider.
+        assert_eq!(
+            d.seen,
+            [
+                "usr",
+                "usr/bin/a",
+                "usr/share/doc/a/README",
+                "usr/bin/b",
+                "usr/link"
+            ]
+        );
+        assert_eq!((t.entries_in, t.entries_out), (6, 5));
+        let out = read_back(&t);
+        let paths: Vec<&str> = out.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(paths, ["./", "usr/", "usr/bin/a", "usr/bin/b", "usr/link"]);
+        assert_eq!(out[2].4, b"alpha");
+        assert_eq!((out[2].1, out[2].2, out[2].3), (0o644, 1_700_000_000, 1000));
+        assert_eq!(out[3].4, b"beta");
+        assert_eq!((out[3].1, out[3].2, out[3].3), (0o755, 0, 0));
+        assert_eq!(t.unpacked, 5 + 4 + "bin/a".len() as u64);
+        // The digests are of what was written.
+        let bytes = std::fs::read(t.file.path()).unwrap();
+        assert_eq!(t.digest, crate::digest::sha256_of(&bytes));
+        assert_eq!(t.size, bytes.len() as u64);
+    }
+
+    #[test]
+    fn a_chain_passes_on_what_the_first_kept_and_finish_adds_through_the_rest() {
+        let input = layer(&[("usr/bin/a", b"alpha"), ("usr/bin/b", b"beta")]);
+        let mut first = native("first", |h| {
+            if h.path == "usr/bin/a" {
+                Decision::Drop
+            } else {
+                Decision::Keep
+            }
+        });
+        let mut header = EntryHeader {
+            path: "usr/added".into(),
+            kind: EntryKind::File,
+            size: 3,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            link_target: None,
+            xattrs: Vec::new(),
+            devmajor: 0,
+            devminor: 0,
+        };
+        first.added.push(Replacement {
+            header: header.clone(),
+            content: b"new".to_vec(),
+        });
+        let mut second = native("second", |_| Decision::Keep);
+        let t = run(&mut [&mut first, &mut second], &input).unwrap();
+        assert_eq!(second.seen, ["usr", "usr/bin/b", "usr/link", "usr/added"]);
+        let out = read_back(&t);
+        assert_eq!(out.last().unwrap().0, "usr/added");
+        assert_eq!(out.last().unwrap().4, b"new");
+
+        // An addition whose content is not its declared size is refused.
+        header.size = 4;
+        let mut liar = native("liar", |_| Decision::Keep);
+        liar.added.push(Replacement {
+            header,
+            content: b"new".to_vec(),
+        });
+        let err = run(&mut [&mut liar], &input).unwrap_err().to_string();
+        assert!(
+            err.contains("liar")
+                && err.contains("replacement content is 3 bytes but its header declares 4"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_host_checks_a_native_decider_as_it_checks_a_plugin() {
+        let input = layer(&[("usr/bin/a", b"alpha"), ("usr/bin/b", b"beta")]);
+
+        let mut renames = native("renamer", |h| {
+            let mut h = h.clone();
+            if h.path == "usr/bin/b" {
+                h.path = "usr/bin/a".into();
+            }
+            Decision::Rewrite(h)
+        });
+        let err = run(&mut [&mut renames], &input).unwrap_err().to_string();
+        assert!(
+            err.contains("renamer") && err.contains("\"usr/bin/a\" is written twice"),
+            "{err}"
+        );
+
+        let mut grows = native("grower", |h| {
+            let mut h = h.clone();
+            if h.kind == EntryKind::File {
+                h.size += 1;
+            }
+            Decision::Rewrite(h)
+        });
+        let err = run(&mut [&mut grows], &input).unwrap_err().to_string();
+        assert!(
+            err.contains("grower") && err.contains("rewrite declares 6 bytes for content of 5"),
+            "{err}"
+        );
+
+        let mut escapes = native("escaper", |h| {
+            let mut h = h.clone();
+            h.path = format!("/{}", h.path);
+            Decision::Rewrite(h)
+        });
+        let err = run(&mut [&mut escapes], &input).unwrap_err().to_string();
+        assert!(
+            err.contains("escaper") && err.contains("is absolute"),
+            "{err}"
+        );
+
+        struct Short;
+        impl Decide for Short {
+            fn name(&self) -> &str {
+                "short"
+            }
+            fn begin(&mut self, _: &LayerInfo) -> Result<(), PluginError> {
+                Ok(())
+            }
+            fn entries(
+                &mut self,
+                _: &[EntryHeader],
+                _: &mut Vec<Content>,
+            ) -> Result<Vec<Decision>, PluginError> {
+                Ok(vec![Decision::Keep])
+            }
+            fn finish(&mut self) -> Result<Vec<Replacement>, PluginError> {
+                Ok(Vec::new())
+            }
+        }
+        let err = run(&mut [&mut Short], &input).unwrap_err().to_string();
+        assert!(
+            err.contains("plugin short (layer-transform): entries")
+                && err.contains("gave 1 decisions for a batch of 4 entries"),
+            "{err}"
+        );
     }
 }

@@ -8,9 +8,8 @@
 mod rules;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
-use rules::KeptLocales;
+use rules::{KeptLocales, Slimmer};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -24,13 +23,8 @@ use strata::plugin::types::{Decision, EntryHeader, EntryKind, LayerInfo, Replace
 /// What one layer's instance remembers between calls.
 #[derive(Default)]
 struct Layer {
-    kept: KeptLocales,
+    slim: Slimmer,
     info: Option<LayerInfo>,
-    dropped: u64,
-    dropped_bytes: u64,
-    /// Files dropped so far: a later hard link to one of them cannot be
-    /// written.
-    dropped_files: HashSet<String>,
 }
 
 thread_local! {
@@ -54,9 +48,8 @@ impl Guest for Slim {
         }
         LAYER.with_borrow_mut(|l| {
             *l = Layer {
-                kept,
+                slim: Slimmer::new(kept),
                 info: Some(layer),
-                ..Layer::default()
             };
         });
         Ok(())
@@ -71,7 +64,7 @@ impl Guest for Slim {
             let (index, count) = l.info.as_ref().map_or((0, 0), |i| (i.index + 1, i.count));
             log::info(&format!(
                 "layer {index}/{count}: dropped {} entries ({} bytes)",
-                l.dropped, l.dropped_bytes
+                l.slim.dropped, l.slim.dropped_bytes
             ));
         });
         Ok(Vec::new())
@@ -80,24 +73,19 @@ impl Guest for Slim {
 
 impl Layer {
     fn decide(&mut self, header: &EntryHeader) -> Result<Decision, String> {
-        if rules::drops(&header.path, &self.kept) {
-            self.dropped += 1;
-            self.dropped_bytes += header.size;
-            if header.kind == EntryKind::File {
-                self.dropped_files.insert(header.path.clone());
-            }
-            return Ok(Decision::Drop);
-        }
-        if header.kind == EntryKind::Hardlink
-            && let Some(target) = &header.link_target
-            && self.dropped_files.contains(target)
+        let hardlink_to = match header.kind {
+            EntryKind::Hardlink => header.link_target.as_deref(),
+            _ => None,
+        };
+        let file = header.kind == EntryKind::File;
+        if self
+            .slim
+            .drops(&header.path, header.size, file, hardlink_to)?
         {
-            return Err(format!(
-                "hard link {} names {target}, which slim dropped: the link cannot be written",
-                header.path
-            ));
+            Ok(Decision::Drop)
+        } else {
+            Ok(Decision::Keep)
         }
-        Ok(Decision::Keep)
     }
 }
 
@@ -136,7 +124,7 @@ mod tests {
             decisions[..],
             [Decision::Drop, Decision::Drop, Decision::Keep]
         ));
-        assert_eq!((layer.dropped, layer.dropped_bytes), (2, 15));
+        assert_eq!((layer.slim.dropped, layer.slim.dropped_bytes), (2, 15));
     }
 
     #[test]

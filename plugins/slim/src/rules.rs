@@ -1,5 +1,10 @@
 //! Which paths slim drops: a pure function of the path and the kept locales,
-//! so it is tested natively and the plugin never needs an entry's content.
+//! so it is tested natively and the plugin never needs an entry's content;
+//! and what slim remembers over a layer ([`Slimmer`]). Plain Rust, no
+//! bindings: strata's plugin benchmark compiles this file natively to run
+//! the same rules without WebAssembly.
+
+use std::collections::HashSet;
 
 /// Directories whose contents slim drops; the directories themselves stay so
 /// that packages installed later still find them.
@@ -147,6 +152,58 @@ pub fn drops(path: &str, kept: &KeptLocales) -> bool {
             let first = rest.split('/').next().unwrap_or(rest);
             !(rest == LOCALE_ALIAS || kept.keeps(first))
         }
+    }
+}
+
+/// What slim does over one layer: its decisions, and what it dropped.
+#[derive(Debug, Default)]
+pub struct Slimmer {
+    /// The locales whose catalogs stay.
+    pub kept: KeptLocales,
+    /// Entries dropped so far.
+    pub dropped: u64,
+    /// Their content bytes.
+    pub dropped_bytes: u64,
+    /// Files dropped so far: a later hard link to one of them cannot be
+    /// written.
+    dropped_files: HashSet<String>,
+}
+
+impl Slimmer {
+    /// A layer's slimmer, keeping `kept`.
+    pub fn new(kept: KeptLocales) -> Self {
+        Self {
+            kept,
+            ..Self::default()
+        }
+    }
+
+    /// Whether to drop the entry at `path` (`size` content bytes; `file`
+    /// for a regular file; `hardlink_to` the path a hard link names). A kept
+    /// hard link to a dropped file is an error naming both.
+    pub fn drops(
+        &mut self,
+        path: &str,
+        size: u64,
+        file: bool,
+        hardlink_to: Option<&str>,
+    ) -> Result<bool, String> {
+        if drops(path, &self.kept) {
+            self.dropped += 1;
+            self.dropped_bytes += size;
+            if file {
+                self.dropped_files.insert(path.to_string());
+            }
+            return Ok(true);
+        }
+        if let Some(target) = hardlink_to
+            && self.dropped_files.contains(target)
+        {
+            return Err(format!(
+                "hard link {path} names {target}, which slim dropped: the link cannot be written"
+            ));
+        }
+        Ok(false)
     }
 }
 
