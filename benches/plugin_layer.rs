@@ -271,6 +271,10 @@ fn parse_args() -> Args {
         match arg.as_str() {
             // cargo bench passes --bench to a harness-less bench.
             "--bench" => {}
+            // A test runner listing every target (nextest's --list) finds
+            // no tests here: the benchmark runs only from
+            // scripts/bench-plugins.
+            "--list" => std::process::exit(0),
             "--out" => a.out = val("--out").into(),
             "--tmp" => a.tmp = val("--tmp").into(),
             "--cache" => a.cache = Some(val("--cache").into()),
