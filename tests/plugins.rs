@@ -427,6 +427,30 @@ steps:
             &common::skopeo_digest(&format!("{registry}/{prefix}/team/web:{tag}"))
         );
     }
+
+    // The same policy published as an artifact and named by digest decides
+    // the same tags for another target.
+    let artifact = format!("{registry}/{}/semver-policy:v1", unique("plugins"));
+    let pushed = s
+        .run(&["plugin", "push", &component("semver-policy"), &artifact])
+        .ok();
+    let digest = pushed
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in: {}", pushed.stdout));
+    let pinned = format!("{}@{digest}", artifact.trim_end_matches(":v1"));
+    let to2 = unique("pdst");
+    let by_image = yaml
+        .replace(
+            &format!("path: {}", component("semver-policy")),
+            &format!("image: {pinned}"),
+        )
+        .replace(&format!("prefix: {to}/"), &format!("prefix: {to2}/"));
+    assert!(by_image.contains(&pinned) && by_image.contains(&to2));
+    pipeline(&s, &by_image, &[]).ok();
+    let copied2 = registry_tags(&registry, &format!("{to2}/{prefix}/team/web"));
+    assert_eq!(copied2, copied);
 }
 
 #[test]
