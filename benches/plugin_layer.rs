@@ -305,6 +305,14 @@ fn parse_args() -> Args {
             other => usage(&format!("unknown argument {other}")),
         }
     }
+    if std::env::args().len() <= 2 && a.layers.is_empty() {
+        // `cargo bench` or `cargo test --all-targets` alone: the data comes
+        // from scripts/bench-plugins, so there is nothing to measure.
+        eprintln!(
+            "plugin_layer: run by scripts/bench-plugins (it builds the layers); nothing to do"
+        );
+        std::process::exit(0);
+    }
     if a.out.as_os_str().is_empty() || a.layers.is_empty() || a.runs == 0 {
         usage("--out, at least one --layer and --runs ≥ 1 are needed");
     }
