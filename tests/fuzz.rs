@@ -875,6 +875,52 @@ fn fix_checksums(tar: &mut [u8]) {
     }
 }
 
+/// Changes one field of one tar header: numbers beyond their range (octal
+/// and GNU base-256), fields without a terminator, another entry type.
+fn mutate_tar_header(rng: &mut Rng, tar: &mut [u8]) {
+    let headers: Vec<usize> = (0..tar.len() / 512)
+        .map(|i| i * 512)
+        .filter(|&at| &tar[at + 257..at + 262] == b"ustar")
+        .collect();
+    if headers.is_empty() {
+        return;
+    }
+    let at = headers[rng.usize(0..headers.len())];
+    // (offset, length) of name, mode, uid, gid, size, mtime, type, link.
+    let fields = [
+        (0, 100),
+        (100, 8),
+        (108, 8),
+        (116, 8),
+        (124, 12),
+        (136, 12),
+        (156, 1),
+        (157, 100),
+    ];
+    let (off, len) = fields[rng.usize(0..fields.len())];
+    let field = &mut tar[at + off..at + off + len];
+    match rng.u8(0..6) {
+        0 => {
+            // GNU base-256: the top bit set, then big-endian bytes.
+            field.fill(0xff);
+            field[0] = 0x80 | rng.u8(0..0x80);
+            let n = rng.usize(0..len);
+            field[len - n..].fill(rng.u8(..));
+        }
+        1 => field.fill(b'7'),
+        2 => field.fill(0),
+        3 => field.fill(b' '),
+        4 => {
+            let kinds = b"0125 67LKxgSDMVA\0";
+            field[0] = kinds[rng.usize(0..kinds.len())];
+        }
+        _ => {
+            let i = rng.usize(0..len);
+            field[i] = rng.u8(..);
+        }
+    }
+}
+
 const PATH_DICT: &[&str] = &[
     "manifest.json",
     "index.json",
@@ -948,11 +994,18 @@ fn archive_input(rng: &mut Rng, seeds: &[Vec<Member>]) -> Vec<u8> {
         rehash(&mut members);
     }
     let mut tar = build_tar(&members);
-    if rng.u8(0..6) == 0 {
-        for _ in 0..rng.usize(1..=4) {
-            mutate_once(rng, &mut tar, &["\0", "7777777777", "\u{80}"], &[]);
+    match rng.u8(0..8) {
+        0 => {
+            for _ in 0..rng.usize(1..=4) {
+                mutate_once(rng, &mut tar, &["\0", "7777777777", "\u{80}"], &[]);
+            }
+            fix_checksums(&mut tar);
         }
-        fix_checksums(&mut tar);
+        1 | 2 => {
+            mutate_tar_header(rng, &mut tar);
+            fix_checksums(&mut tar);
+        }
+        _ => {}
     }
     match rng.u8(0..10) {
         0 => gzip(&tar),
@@ -1057,7 +1110,10 @@ fn layers() {
                 return mutated(rng, &seeds, &["\0", "\u{ff}"]);
             }
             let mut tar = plain[rng.usize(0..plain.len())].clone();
-            for _ in 0..rng.usize(1..=4) {
+            for _ in 0..rng.usize(0..=2) {
+                mutate_tar_header(rng, &mut tar);
+            }
+            for _ in 0..rng.usize(0..=3) {
                 mutate_once(
                     rng,
                     &mut tar,
@@ -1278,7 +1334,14 @@ fn decisions() {
         move |input| {
             let mut seed = [0u8; 8];
             seed.copy_from_slice(&input[..8]);
-            let layer = &layers[usize::from(input[8]) % layers.len()];
+            let mut layer = layers[usize::from(input[8]) % layers.len()].clone();
+            // Half the time the layer itself is damaged, for the host's reader.
+            let mut damage = Rng::with_seed(u64::from_le_bytes(seed).rotate_left(31));
+            if damage.bool() {
+                mutate_tar_header(&mut damage, &mut layer);
+                fix_checksums(&mut layer);
+            }
+            let layer = &layer[..];
             let mut first = Chaos {
                 rng: Rng::with_seed(u64::from_le_bytes(seed)),
                 hostility: input[10],
