@@ -139,8 +139,10 @@ struct Progress {
     done: AtomicBool,
 }
 
-/// Runs `target` on inputs from `generate` for the configured time.
-fn fuzz<G, T>(name: &'static str, mut generate: G, target: T)
+/// Runs `target` on inputs from `generate` for the configured time;
+/// fails the test with the input at the first panic, hang or allocation
+/// beyond the bound.
+fn fuzz<G, T>(name: &'static str, generate: G, target: T)
 where
     G: FnMut(&mut Rng) -> Vec<u8> + Send + 'static,
     T: Fn(&[u8]) + Send + 'static,
@@ -148,6 +150,51 @@ where
     let seed = base_seed();
     let budget = seconds();
     eprintln!("fuzz {name}: STRATA_FUZZ_SEED={seed} STRATA_FUZZ_SECS={budget:?}");
+    match run(name, seed, budget, HANG, generate, target) {
+        Ok((runs, accepted)) => {
+            eprintln!("fuzz {name}: {runs} inputs ({accepted} accepted), none failed");
+            assert!(runs > 0 || budget.is_zero(), "fuzz {name}: no input ran");
+        }
+        Err(Failure { input, why }) => {
+            let path =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}-{seed}.bin"));
+            let _ = std::fs::write(&path, &input);
+            let shown: String = input
+                .iter()
+                .take(4096)
+                .flat_map(|b| b.escape_ascii())
+                .map(char::from)
+                .collect();
+            panic!(
+                "fuzz {name}: {why}\nseed {seed}; input ({} bytes) saved as {}:\nb\"{shown}\"",
+                input.len(),
+                path.display()
+            );
+        }
+    }
+}
+
+/// An input that made a target fail, and how.
+#[derive(Debug)]
+struct Failure {
+    input: Vec<u8>,
+    why: String,
+}
+
+/// The harness: inputs and calls on a worker thread, watched from this
+/// one. Inputs run and inputs accepted, or the first failure.
+fn run<G, T>(
+    name: &'static str,
+    seed: u64,
+    budget: Duration,
+    hang: Duration,
+    mut generate: G,
+    target: T,
+) -> Result<(u64, u64), Failure>
+where
+    G: FnMut(&mut Rng) -> Vec<u8> + Send + 'static,
+    T: Fn(&[u8]) + Send + 'static,
+{
     let epoch = Instant::now();
     let progress = Arc::new(Progress {
         current: Mutex::new(Vec::new()),
@@ -159,7 +206,7 @@ where
         .name(format!("fuzz-{name}"))
         // The size of a main thread's stack, where the parsers run.
         .stack_size(8 << 20)
-        .spawn(move || -> Result<(u64, u64), (Vec<u8>, String)> {
+        .spawn(move || -> Result<(u64, u64), Failure> {
             let mut rng = Rng::with_seed(seed ^ fnv(name.as_bytes()));
             let mut runs = 0u64;
             while epoch.elapsed() < budget {
@@ -179,16 +226,15 @@ where
                         .cloned()
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_default();
-                    return Err((input, format!("panicked: {message}")));
+                    let why = format!("panicked: {message}");
+                    return Err(Failure { input, why });
                 }
                 if peak > alloc_bound(&input) {
-                    return Err((
-                        input,
-                        format!(
-                            "allocated {peak} bytes at once (bound {})",
-                            alloc_bound(&[])
-                        ),
-                    ));
+                    let why = format!(
+                        "allocated {peak} bytes at once (bound {})",
+                        alloc_bound(&input)
+                    );
+                    return Err(Failure { input, why });
                 }
                 runs += 1;
             }
@@ -197,44 +243,70 @@ where
         })
         .expect("spawn the fuzz worker");
     while !progress.done.load(Ordering::SeqCst) && !worker.is_finished() {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
         let started = progress.started.load(Ordering::SeqCst);
         if started != 0 {
             let now = epoch.elapsed().as_millis() as u64 + 1;
-            if now.saturating_sub(started) > HANG.as_millis() as u64 {
+            if now.saturating_sub(started) > hang.as_millis() as u64 {
+                // The worker is left to itself: it may never return.
                 let input = progress.current.lock().unwrap().clone();
-                fail(
-                    name,
-                    seed,
-                    &input,
-                    &format!("a call ran longer than {HANG:?}"),
-                );
+                let why = format!("a call ran longer than {hang:?}");
+                return Err(Failure { input, why });
             }
         }
     }
-    match worker.join().expect("the worker catches panics") {
-        Ok((runs, accepted)) => {
-            eprintln!("fuzz {name}: {runs} inputs ({accepted} accepted), none failed");
-            assert!(runs > 0 || budget.is_zero(), "fuzz {name}: no input ran");
-        }
-        Err((input, why)) => fail(name, seed, &input, &why),
-    }
+    worker.join().expect("the worker catches panics")
 }
 
-fn fail(name: &str, seed: u64, input: &[u8], why: &str) -> ! {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}-{seed}.bin"));
-    let _ = std::fs::write(&path, input);
-    let shown: String = input
-        .iter()
-        .take(4096)
-        .flat_map(|b| b.escape_ascii())
-        .map(char::from)
-        .collect();
-    panic!(
-        "fuzz {name}: {why}\nseed {seed}; input ({} bytes) saved as {}:\nb\"{shown}\"",
-        input.len(),
-        path.display()
+/// The harness itself: a panic, a hang and an allocation past the bound
+/// are each caught, with the input that caused them.
+#[test]
+fn the_harness_catches_panics_hangs_and_allocations() {
+    let second = Duration::from_secs(1);
+    let bytes = |rng: &mut Rng| vec![rng.u8(..); 4];
+    let panicked = run("self-panic", 1, second, second, bytes, |input| {
+        assert!(input[0] < 200, "a byte too high");
+    })
+    .unwrap_err();
+    assert!(
+        panicked.why.contains("panicked: a byte too high"),
+        "{panicked:?}"
     );
+    assert!(panicked.input[0] >= 200);
+
+    let hung = run(
+        "self-hang",
+        1,
+        second,
+        Duration::from_millis(100),
+        bytes,
+        |_| {
+            std::thread::sleep(Duration::from_millis(500));
+        },
+    )
+    .unwrap_err();
+    assert!(hung.why.contains("ran longer than 100ms"), "{hung:?}");
+
+    let greedy = run("self-alloc", 1, second, second, bytes, |input| {
+        let v = vec![1u8; 64 << 20];
+        assert_eq!(v.len() + input.len(), (64 << 20) + 4);
+    })
+    .unwrap_err();
+    assert!(
+        greedy.why.starts_with("allocated ") && greedy.why.contains(" bytes at once"),
+        "{greedy:?}"
+    );
+
+    let (runs, _) = run(
+        "self-calm",
+        1,
+        Duration::from_millis(100),
+        second,
+        bytes,
+        |_| {},
+    )
+    .unwrap();
+    assert!(runs > 0);
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -542,12 +614,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
     serde_json::json!({
         "mediaType": media_type,
-        "digest": reference_digest(bytes),
+        "digest": digest_of(bytes),
         "size": bytes.len(),
     })
 }
 
-fn reference_digest(bytes: &[u8]) -> String {
+fn digest_of(bytes: &[u8]) -> String {
     strata::digest::sha256_of(bytes).to_string()
 }
 
@@ -772,10 +844,7 @@ fn archive_seeds() -> Vec<Vec<Member>> {
     let docs = documents();
     let blob = |bytes: &[u8]| {
         file(
-            &format!(
-                "blobs/sha256/{}",
-                &reference_digest(bytes)["sha256:".len()..]
-            ),
+            &format!("blobs/sha256/{}", &digest_of(bytes)["sha256:".len()..]),
             bytes,
         )
     };
@@ -790,9 +859,9 @@ fn archive_seeds() -> Vec<Vec<Member>> {
     current.push(file(
         "manifest.json",
         &serde_json::to_vec(&serde_json::json!([{
-            "Config": format!("blobs/sha256/{}", &reference_digest(&docs.config)[7..]),
+            "Config": format!("blobs/sha256/{}", &digest_of(&docs.config)[7..]),
             "RepoTags": ["strata-demo/hello:1.0", "localhost:5000/x:y"],
-            "Layers": docs.layers.iter().map(|l| format!("blobs/sha256/{}", &reference_digest(l)[7..])).collect::<Vec<_>>(),
+            "Layers": docs.layers.iter().map(|l| format!("blobs/sha256/{}", &digest_of(l)[7..])).collect::<Vec<_>>(),
         }]))
         .unwrap(),
     ));
@@ -806,7 +875,7 @@ fn rehash(members: &mut [Member]) {
         let mut renamed = Vec::new();
         for m in members.iter_mut() {
             if let Some(old) = m.name.strip_prefix("blobs/sha256/") {
-                let new = reference_digest(&m.data)["sha256:".len()..].to_string();
+                let new = digest_of(&m.data)["sha256:".len()..].to_string();
                 if old != new && old.len() == 64 {
                     renamed.push((old.to_string(), new.clone()));
                     m.name = format!("blobs/sha256/{new}");
