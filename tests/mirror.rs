@@ -569,9 +569,46 @@ fn resets_server_errors_and_a_429_storm_are_weathered() {
     );
     let (r, _) = run(&s, &pipeline(&s, &text), &[]);
     let left: Value = serde_json::from_str(&fault_control("GET", "/faults", "")).unwrap();
+    let log = proxy_log();
     fault_control("POST", "/reset", "");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(left, serde_json::json!([]), "every fault was met");
+    // The log shows each fault met by this mirror's requests, and each
+    // faulted request asked again until the registry answered it.
+    let met = |fault: &str| log.iter().filter(|e| e["fault"] == fault).count();
+    assert_eq!(
+        [
+            met("reset"),
+            met("status:500"),
+            met("status:429"),
+            met("short")
+        ],
+        [3, 2, 8, 2],
+        "{log:#?}"
+    );
+    let answered = |e: &Value| {
+        e["fault"].is_null() && e["status"].as_u64().is_some_and(|s| s < 500 && s != 429)
+    };
+    for e in log.iter().filter(|e| !e["fault"].is_null()) {
+        let again = log.iter().find(|later| {
+            later["seq"].as_u64() > e["seq"].as_u64()
+                && later["method"] == e["method"]
+                && later["path"] == e["path"]
+                && answered(later)
+        });
+        assert!(again.is_some(), "{e} was not asked again: {log:#?}");
+        // A body cut short is resumed where it broke, not read again whole.
+        if e["fault"] == "short" {
+            let again = again.unwrap();
+            assert!(
+                again["range"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
+                "{e} resumed by {again}"
+            );
+            assert_eq!(again["status"], 206, "{again}");
+        }
+    }
     let want = source_tags(&summary, &format!("{p}/team/app"));
     assert_eq!(target_tags(&reg, &format!("{t}/{p}/team/app")), want);
 }

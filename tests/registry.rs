@@ -669,6 +669,26 @@ fn a_registry_that_keeps_failing_gives_a_clear_error_and_no_corrupt_blob() {
     s.reg(&["images"]).ok();
     let before = s.snapshot();
     let out = s.reg(&["pull", &name]).fails();
+    let log = proxy_log();
+    // Retried, each try resumed where the last broke, and never answered
+    // whole: every request for the blob was cut short.
+    let gets: Vec<_> = log
+        .iter()
+        .filter(|e| e["method"] == "GET" && e["path"].as_str().unwrap().contains(&big))
+        .collect();
+    assert!(gets.len() > 1, "retried: {log:?}");
+    assert!(gets.iter().all(|e| e["fault"] == "short"), "{gets:?}");
+    let starts: Vec<u64> = gets[1..]
+        .iter()
+        .map(|e| {
+            let range = e["range"].as_str().expect("a resumption asks for a range");
+            range["bytes=".len()..range.len() - 1].parse().unwrap()
+        })
+        .collect();
+    assert!(
+        starts[0] > 0 && starts.windows(2).all(|w| w[0] <= w[1]),
+        "each try resumes where the last broke: {gets:?}"
+    );
     assert!(out.stderr.contains(&big), "names the blob: {}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     // A broken download is not a corrupt blob, and it was retried already.

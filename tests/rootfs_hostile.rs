@@ -18,6 +18,8 @@ use strata::rootfs::{
 };
 use tar::{EntryType, Header};
 
+mod common;
+
 const LABEL: &str = "sha256:0123hostile";
 /// What this process can do: root's powers only when it has them. The
 /// hostile tests need none.
@@ -25,11 +27,12 @@ fn native() -> UnpackOptions {
     UnpackOptions::default()
 }
 
-/// Root's options, or `None` (the test skips) when not running as root.
-fn root() -> Option<UnpackOptions> {
+/// Root's options; when not running as root, the test fails, or skips
+/// visibly when allowed (`common::cannot_run`) and this gives `None`.
+fn root(test: &str) -> Option<UnpackOptions> {
     let options = UnpackOptions::default();
     if !options.as_root {
-        eprintln!("skipped: needs root");
+        common::cannot_run(test, "needs root");
     }
     options.as_root.then_some(options)
 }
@@ -549,7 +552,9 @@ fn device_nodes_need_root() {
     assert!(!report.owners_preserved);
 
     // As root the device is made.
-    let Some(root) = root() else { return };
+    let Some(root) = root("rootfs_hostile::device_nodes_need_root") else {
+        return;
+    };
     let sb = Sandbox::new();
     let report = sb.unpack(vec![char_dev("dev/null")], &root).unwrap();
     assert!(report.warnings.is_empty());
@@ -712,7 +717,9 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn an_honest_layer_is_preserved_exactly() {
-    let Some(root) = root() else { return };
+    let Some(root) = root("rootfs_hostile::an_honest_layer_is_preserved_exactly") else {
+        return;
+    };
     let sb = Sandbox::new();
     let owned = |mut en: E| {
         en.uid = 1000;

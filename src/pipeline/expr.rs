@@ -114,6 +114,15 @@ impl Func {
 
 const ROOTS: &[&str] = &["vars", "env", "steps", "item"];
 
+/// Operators, parentheses, calls and accesses one expression may hold. The
+/// tree they make is walked recursively (parsed, checked, evaluated and
+/// dropped), so its depth must stay far from any thread's stack.
+const MAX_OPERATORS: usize = 256;
+
+/// How deep parentheses, calls and `!` may nest: each level is several
+/// parser frames.
+const MAX_NESTING: usize = 32;
+
 /// A value named from a root: `steps.mirror-apps.outputs.copied`, `item[0]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Path {
@@ -384,6 +393,10 @@ struct ExprParser<'a> {
     /// The current token and its offset.
     tok: Tok,
     at: usize,
+    /// Operators and other nodes made so far, against [`MAX_OPERATORS`].
+    operators: usize,
+    /// Parentheses, calls and `!` open now, against [`MAX_NESTING`].
+    nesting: usize,
 }
 
 impl<'a> ExprParser<'a> {
@@ -394,6 +407,8 @@ impl<'a> ExprParser<'a> {
             next: open + 3,
             tok: Tok::Close,
             at: open,
+            operators: 0,
+            nesting: 0,
         };
         p.advance()?;
         Ok(p)
@@ -543,9 +558,43 @@ impl<'a> ExprParser<'a> {
         ))
     }
 
+    /// Counts one more operator (or parenthesis, call, access).
+    fn operator(&mut self) -> Result<(), ExprError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(ExprError::new(
+                self.at,
+                format!(
+                    "the expression is too complex: more than {MAX_OPERATORS} operators, parentheses and calls"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parses what `inner` parses one nesting level deeper.
+    fn nested<T>(
+        &mut self,
+        inner: impl FnOnce(&mut Self) -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(ExprError::new(
+                self.at,
+                format!(
+                    "the expression nests too deep: more than {MAX_NESTING} levels of parentheses, calls and `!`"
+                ),
+            ));
+        }
+        self.nesting += 1;
+        let out = inner(self);
+        self.nesting -= 1;
+        out
+    }
+
     fn expr(&mut self) -> Result<Expr, ExprError> {
         let mut left = self.and()?;
         while self.tok == Tok::Or {
+            self.operator()?;
             self.advance()?;
             left = Expr::Or(Box::new(left), Box::new(self.and()?));
         }
@@ -555,6 +604,7 @@ impl<'a> ExprParser<'a> {
     fn and(&mut self) -> Result<Expr, ExprError> {
         let mut left = self.equality()?;
         while self.tok == Tok::And {
+            self.operator()?;
             self.advance()?;
             left = Expr::And(Box::new(left), Box::new(self.equality()?));
         }
@@ -564,6 +614,7 @@ impl<'a> ExprParser<'a> {
     fn equality(&mut self) -> Result<Expr, ExprError> {
         let mut left = self.comparison()?;
         while let Tok::Cmp(op @ (Cmp::Eq | Cmp::Ne)) = self.tok {
+            self.operator()?;
             self.advance()?;
             left = Expr::Compare(op, Box::new(left), Box::new(self.comparison()?));
         }
@@ -573,6 +624,7 @@ impl<'a> ExprParser<'a> {
     fn comparison(&mut self) -> Result<Expr, ExprError> {
         let mut left = self.unary()?;
         while let Tok::Cmp(op @ (Cmp::Lt | Cmp::Le | Cmp::Gt | Cmp::Ge)) = self.tok {
+            self.operator()?;
             self.advance()?;
             left = Expr::Compare(op, Box::new(left), Box::new(self.unary()?));
         }
@@ -581,8 +633,12 @@ impl<'a> ExprParser<'a> {
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
         if self.tok == Tok::Not {
-            self.advance()?;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.operator()?;
+            let inner = self.nested(|p| {
+                p.advance()?;
+                p.unary()
+            })?;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.postfix()
     }
@@ -636,7 +692,10 @@ impl<'a> ExprParser<'a> {
                     path.segments.push(segment);
                     Expr::Path(path, at)
                 }
-                other => Expr::Access(Box::new(other), segment),
+                other => {
+                    self.operator()?;
+                    Expr::Access(Box::new(other), segment)
+                }
             };
         }
         if let Expr::Path(path, _) = &expr
@@ -657,8 +716,11 @@ impl<'a> ExprParser<'a> {
             Tok::Num(n) => Expr::Literal(Value::Number(n)),
             Tok::Str(s) => Expr::Literal(Value::String(s)),
             Tok::LParen => {
-                self.advance()?;
-                let inner = self.expr()?;
+                self.operator()?;
+                let inner = self.nested(|p| {
+                    p.advance()?;
+                    p.expr()
+                })?;
                 if self.tok != Tok::RParen {
                     return Err(ExprError::new(
                         self.at,
@@ -709,13 +771,14 @@ impl<'a> ExprParser<'a> {
                 format!("unknown function `{name}` (known: {})", known.join(", ")),
             ));
         };
+        self.operator()?;
         self.advance()?;
         let mut args = Vec::new();
         if self.tok != Tok::RParen {
-            args.push(self.expr()?);
+            args.push(self.nested(Self::expr)?);
             while self.tok == Tok::Comma {
                 self.advance()?;
-                args.push(self.expr()?);
+                args.push(self.nested(Self::expr)?);
             }
         }
         if self.tok != Tok::RParen {
@@ -1028,6 +1091,34 @@ mod tests {
     fn parse_err(text: &str) -> (usize, String) {
         let e = Template::parse(text).unwrap_err();
         (e.offset, e.message)
+    }
+
+    /// Found by fuzzing (tests/fuzz.rs, `pipelines`): deep parentheses, or
+    /// a long chain of `||`, overflowed the stack while parsing.
+    #[test]
+    fn an_expression_too_deep_or_too_long_is_refused() {
+        let deep = format!("${{{{ {}1 }}}}", "(".repeat(100_000));
+        let (at, message) = parse_err(&deep);
+        assert_eq!(at, 4 + MAX_NESTING, "{message}");
+        assert!(
+            message.contains("nests too deep: more than 32 levels"),
+            "{message}"
+        );
+        let nots = format!("${{{{ {}true }}}}", "!".repeat(100_000));
+        assert!(parse_err(&nots).1.contains("nests too deep"));
+        let calls = format!("${{{{ {}1 }}}}", "length(".repeat(100_000));
+        assert!(parse_err(&calls).1.contains("nests too deep"));
+        let long = format!("${{{{ 1{} }}}}", " || 1".repeat(100_000));
+        let (at, message) = parse_err(&long);
+        assert!(
+            message.contains("too complex: more than 256 operators"),
+            "{message}"
+        );
+        assert_eq!(at, 4 + 1 + 5 * MAX_OPERATORS + 1);
+        let within = format!("${{{{ {}1{} }}}}", "(".repeat(30), ")".repeat(30));
+        assert_eq!(eval(&within), json!(1));
+        let chain = format!("${{{{ 1{} }}}}", " || 1".repeat(MAX_OPERATORS));
+        assert_eq!(eval(&chain), json!(1));
     }
 
     #[test]

@@ -572,12 +572,25 @@ fn decide(running: &mut [&mut dyn Decide], mut items: Vec<Item>) -> Result<Vec<I
             .map(|i| take_content(&mut i.content))
             .collect();
         let called = r.entries(&headers, &mut contents);
+        let first_path = &headers[0].path;
+        // A content not given back would leave its entry empty under a
+        // header that declares its size: a corrupt tar.
+        if contents.len() != items.len() {
+            return Err(r.failed(
+                "entries",
+                Some(first_path),
+                format!(
+                    "gave back {} contents for a batch of {} entries",
+                    contents.len(),
+                    items.len()
+                ),
+            ));
+        }
         // The contents come back whatever the answer, for the next plugin.
         for (item, c) in items.iter_mut().zip(contents) {
             item.content = rewound(c);
         }
         let decisions = called?;
-        let first_path = &headers[0].path;
         if decisions.len() != items.len() {
             return Err(r.failed(
                 "entries",
@@ -705,6 +718,15 @@ impl<W: Write> Writer<W> {
             .into_owned();
         if path.is_empty() {
             return Err(refuse("an entry needs a path".into()));
+        }
+        // The tar writer pads whatever the content gives: a content shorter
+        // or longer than its header says would shift every entry after it.
+        if h.kind == EntryKind::File && item.content.len() != h.size {
+            return Err(refuse(format!(
+                "{path:?} declares {} bytes but has {}",
+                h.size,
+                item.content.len()
+            )));
         }
         let mut parent = String::new();
         for comp in path.split('/').take(path.split('/').count() - 1) {
@@ -1068,6 +1090,39 @@ mod tests {
         assert!(
             err.contains("plugin short (layer-transform): entries")
                 && err.contains("gave 1 decisions for a batch of 4 entries"),
+            "{err}"
+        );
+    }
+
+    /// Found by fuzzing (tests/fuzz.rs, `decisions`): a decider that kept
+    /// the batch's contents made the host write entries whose data was
+    /// missing under headers declaring it, a tar that no longer read back.
+    #[test]
+    fn a_decider_that_keeps_the_contents_is_refused() {
+        struct Keeper;
+        impl Decide for Keeper {
+            fn name(&self) -> &str {
+                "keeper"
+            }
+            fn begin(&mut self, _: &LayerInfo) -> Result<(), PluginError> {
+                Ok(())
+            }
+            fn entries(
+                &mut self,
+                headers: &[EntryHeader],
+                contents: &mut Vec<Content>,
+            ) -> Result<Vec<Decision>, PluginError> {
+                contents.clear();
+                Ok(vec![Decision::Keep; headers.len()])
+            }
+            fn finish(&mut self) -> Result<Vec<Replacement>, PluginError> {
+                Ok(Vec::new())
+            }
+        }
+        let input = layer(&[("usr/bin/a", b"alpha")]);
+        let err = run(&mut [&mut Keeper], &input).unwrap_err().to_string();
+        assert!(
+            err.contains("keeper") && err.contains("gave back 0 contents for a batch of 3 entries"),
             "{err}"
         );
     }

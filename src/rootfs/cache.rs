@@ -391,7 +391,7 @@ fn sync_dir(p: &Path) {
 mod tests {
     use super::*;
     use crate::digest::sha256_of;
-    use crate::rootfs::testing::{Layer, listing};
+    use crate::rootfs::testing::{Layer, cannot_run, listing};
     use crate::rootfs::{UnpackOptions, flatten};
     use std::io::Write;
     use std::process::Command;
@@ -554,7 +554,10 @@ mod tests {
     #[test]
     fn overlay_of_cached_layers_matches_flatten() {
         if !sys::is_root() {
-            eprintln!("skipped: overlay mounts need root");
+            cannot_run(
+                "rootfs::cache::tests::overlay_of_cached_layers_matches_flatten",
+                "overlay mounts need root",
+            );
             return;
         }
         let l0 = Layer::new()
@@ -609,8 +612,11 @@ mod tests {
             .arg(format!("lowerdir={}", lower.join(":")))
             .arg(&merged)
             .status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("skipped: overlay mount failed");
+        if !status.as_ref().is_ok_and(|s| s.success()) {
+            cannot_run(
+                "rootfs::cache::tests::overlay_of_cached_layers_matches_flatten",
+                &format!("the overlay mount failed ({status:?})"),
+            );
             return;
         }
         let seen = listing(&merged);

@@ -137,3 +137,26 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         }
     }
 }
+
+/// A test that cannot run here (not root, no overlayfs): it fails, unless
+/// `STRATA_ALLOW_UNPRIVILEGED=1` lets it skip, visibly: a `SKIPPED` line
+/// on stderr and in the file `STRATA_SKIP_LOG` names, which scripts/test
+/// counts and lists. Returns only when the test is to skip.
+#[track_caller]
+pub(crate) fn cannot_run(test: &str, reason: &str) {
+    if std::env::var_os("STRATA_ALLOW_UNPRIVILEGED").is_some_and(|v| v == "1") {
+        let line = format!("SKIPPED {test}: {reason}");
+        eprintln!("{line}");
+        if let Some(log) = std::env::var_os("STRATA_SKIP_LOG") {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("open STRATA_SKIP_LOG");
+            writeln!(f, "{line}").expect("write STRATA_SKIP_LOG");
+        }
+    } else {
+        panic!("{test} cannot run here: {reason} (STRATA_ALLOW_UNPRIVILEGED=1 skips it, visibly)");
+    }
+}

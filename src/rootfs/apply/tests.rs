@@ -1,16 +1,17 @@
 //! Unpacking and flattening small layers built in the test.
 
 use super::*;
-use crate::rootfs::testing::{Layer, listing};
+use crate::rootfs::testing::{Layer, cannot_run, listing};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-/// Root's options, or `None` (and the test skips) when not running as root.
-fn root() -> Option<UnpackOptions> {
+/// Root's options; when not running as root, the test fails, or skips
+/// visibly when allowed ([`cannot_run`]) and this gives `None`.
+fn root(test: &str) -> Option<UnpackOptions> {
     if sys::is_root() {
         Some(UnpackOptions { as_root: true })
     } else {
-        eprintln!("skipped: needs root");
+        cannot_run(test, "needs root");
         None
     }
 }
@@ -220,7 +221,9 @@ fn hardlinks_may_point_into_lower_layers_when_flattening() {
 
 #[test]
 fn overlay_unpack_converts_whiteouts() {
-    let Some(root) = root() else { return };
+    let Some(root) = root("rootfs::apply::tests::overlay_unpack_converts_whiteouts") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let layer = Layer::new()
         .dir("etc/")
@@ -260,7 +263,11 @@ fn overlay_unpack_converts_whiteouts() {
 
 #[test]
 fn overlay_whiteout_then_implicit_directory_becomes_opaque() {
-    let Some(root) = root() else { return };
+    let Some(root) =
+        root("rootfs::apply::tests::overlay_whiteout_then_implicit_directory_becomes_opaque")
+    else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let layer = Layer::new().file(".wh.a", b"").file("a/x", b"x").build();
     unpack_layer(&layer[..], "l", tmp.path(), &root).unwrap();
@@ -355,7 +362,11 @@ fn rootless_skips_devices_owners_and_privileged_xattrs() {
 
 #[test]
 fn as_root_creates_devices_and_refuses_overlay_xattrs_from_the_archive() {
-    let Some(root) = root() else { return };
+    let Some(root) = root(
+        "rootfs::apply::tests::as_root_creates_devices_and_refuses_overlay_xattrs_from_the_archive",
+    ) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let layer = Layer::new()
         .device("dev/null", EntryType::Char, 1, 3)
@@ -489,7 +500,11 @@ fn directory_times_are_set_after_their_content() {
 
 #[test]
 fn attributes_reach_symlinks_and_fifos_without_following() {
-    let Some(root) = root() else { return };
+    let Some(root) =
+        root("rootfs::apply::tests::attributes_reach_symlinks_and_fifos_without_following")
+    else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().display().to_string();

@@ -171,3 +171,35 @@ fn images_are_chosen_by_tag_full_name_or_alone() {
     .with_reference("no spaces");
     assert!(bad.is_err());
 }
+
+/// A member announcing more bytes than any file holds (GNU base-256 sizes
+/// reach 2^64) is refused as a truncated archive, not added up past the
+/// end of u64.
+#[test]
+fn a_member_announcing_an_absurd_size_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    for size in [u64::MAX, u64::MAX - 511, 1 << 62] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(2);
+        b.append_data(&mut h, "manifest.json", &b"[]"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(size);
+        h.set_path("index.json").unwrap();
+        h.set_cksum();
+        // The header alone: its data is nowhere.
+        b.append(&h, std::io::empty()).unwrap();
+        let path = t.path().join("absurd.tar");
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        let err = ArchiveSource::open(&Input::Path(path.clone()), t.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("truncated") || err.contains("corrupt"),
+            "{size}: {err}"
+        );
+    }
+}
