@@ -131,6 +131,7 @@ impl Ui for BufferUi {
 pub struct Context {
     root: PathBuf,
     store: Arc<OnceLock<Store>>,
+    swept: Arc<OnceLock<()>>,
     registries: Arc<Registries>,
     cancel: Cancel,
     plugins: Arc<crate::plugin::catalog::Catalog>,
@@ -143,6 +144,7 @@ impl Context {
         Context {
             root,
             store: Arc::new(OnceLock::new()),
+            swept: Arc::new(OnceLock::new()),
             registries: Arc::new(registries),
             cancel: Cancel::new(),
             plugins: Arc::new(crate::plugin::catalog::Catalog::new(
@@ -232,6 +234,17 @@ impl Context {
             source,
         })?;
         Ok(self.store.get_or_init(|| opened))
+    }
+
+    /// The store, for a command that writes to it: on first use, what
+    /// killed strata processes left in the ingest area is swept, so an
+    /// interrupted `load` or `pull` costs no disk once anything writes again.
+    pub fn store_for_writing(&self) -> Result<&Store, CommandError> {
+        let store = self.store()?;
+        self.swept.get_or_init(|| {
+            store.sweep_ingest();
+        });
+        Ok(store)
     }
 
     /// The store's root directory.
