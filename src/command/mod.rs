@@ -15,11 +15,13 @@ pub mod load;
 pub mod login;
 pub mod mount;
 pub mod plugin;
+pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod rmi;
 pub mod save;
 pub mod search;
+pub mod system;
 pub mod tag;
 
 use std::io::{self, Write};
@@ -347,6 +349,14 @@ pub enum CommandError {
     /// What the request names does not exist, in docker's words.
     #[error("{0}")]
     NotFound(String),
+    /// `system check` found the store not as its records say.
+    #[error("{problems} problem(s) found in the store at {}; `strata system check --repair` drops what is broken", root.display())]
+    Unsound {
+        /// The store's root.
+        root: PathBuf,
+        /// How many.
+        problems: usize,
+    },
     /// Several items were asked for and some failed; the rest were done.
     /// Each message is one line.
     #[error("{}", .0.join("; "))]
