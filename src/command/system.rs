@@ -287,7 +287,8 @@ fn image_row(u: &Usage, now: chrono::DateTime<Utc>) -> ImageRow {
         created_at: created
             .map(|t| format::go_time_string(&t))
             .unwrap_or_default(),
-        size: format::human_size(u.size),
+        // docker's df shows four significant digits here, `images` three.
+        size: size4(u.size),
         shared_size: size4(u.shared),
         unique_size: size4(u.size - u.shared),
         virtual_size: size4(u.size),
