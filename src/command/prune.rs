@@ -100,8 +100,9 @@ impl PruneFilters {
             (Some(have), Some(want)) => have == want,
             (Some(_), None) => true,
         };
-        self.labels.iter().all(has)
-            && !(!self.not_labels.is_empty() && self.not_labels.iter().all(has))
+        // docker drops an image only when every `label!` filter matches it.
+        let excluded = !self.not_labels.is_empty() && self.not_labels.iter().all(has);
+        self.labels.iter().all(has) && !excluded
     }
 }
 

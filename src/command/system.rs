@@ -187,10 +187,9 @@ pub fn df(ctx: &Context, args: &DfRequest, ui: &dyn Ui) -> Result<serde_json::Va
         total_count: images.len().to_string(),
         active: active.to_string(),
         size: size4(total),
-        reclaimable: if total > 0 {
-            format!("{} ({}%)", size4(reclaimable), reclaimable * 100 / total)
-        } else {
-            size4(reclaimable)
+        reclaimable: match (reclaimable * 100).checked_div(total) {
+            Some(percent) => format!("{} ({percent}%)", size4(reclaimable)),
+            None => size4(reclaimable),
         },
     }];
     for kind in ["Containers", "Local Volumes", "Build Cache"] {
