@@ -242,6 +242,7 @@ fn check_reports_each_problem_on_a_line_and_repair_drops_only_what_is_broken() {
     bytes[1000] ^= 0x20;
     std::fs::write(&blob, &bytes).unwrap();
     let r = s.run(&["system", "check"]).fails();
+    assert_eq!(r.code, 1);
     assert!(
         r.stderr
             .starts_with("Error: 2 problem(s) found in the store at "),
@@ -370,4 +371,29 @@ fn df_and_prune_match_docker() {
         assert_eq!(ours.stdout.lines().last(), theirs.stdout.lines().last());
     }
     assert_eq!(s.run(&["images", "-q"]).ok().stdout, "");
+}
+
+#[test]
+fn a_maintenance_pipeline_prunes_checks_and_counts() {
+    let s = Strata::new();
+    load_all(&s, &three_images(&s, "pipeline"));
+    let refused = s.path("refused.yaml");
+    std::fs::write(
+        &refused,
+        "version: 1\nsteps:\n  - image_prune:\n      all: true\n",
+    )
+    .unwrap();
+    let r = s.run(&["run", refused.to_str().unwrap()]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("needs `force: true`"), "{}", r.stderr);
+    assert_eq!(s.run(&["images", "-q"]).ok().stdout.lines().count(), 4);
+    let file = s.path("care.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nsteps:\n  - id: prune\n    image_prune: {force: true}\n  - id: check\n    system_check:\n  - id: df\n    system_df:\n  - if: ${{ length(steps.prune.outputs.deleted) == 2 && steps.df.outputs.images == 3 && length(steps.check.outputs.problems) == 0 }}\n    tag: {source: care/base:1, target: care/checked:1}\n",
+    )
+    .unwrap();
+    let r = s.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    s.run(&["inspect", "care/checked:1"]).ok();
 }
