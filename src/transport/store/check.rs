@@ -158,19 +158,42 @@ pub struct CheckReport {
 }
 
 /// The state of one blob as the hashing pass found it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum BlobState {
+    /// It hashes to its name; its size.
     Sound(u64),
-    Corrupt,
+    /// It hashes to this instead.
+    Corrupt(Digest),
 }
 
 impl Store {
-    /// Checks the whole store under its lock (no writer changes it
-    /// meanwhile); with `repair`, drops what is broken.
+    /// Checks the whole store (its structure under the lock, so no writer
+    /// changes it meanwhile); with `repair`, drops what is broken.
     pub fn check(&self, repair: bool) -> Result<CheckReport, StoreError> {
+        // The long part, hashing, runs without the lock, so writers wait
+        // only for what was added meanwhile and for the structure's check.
+        let mut blobs = HashMap::new();
+        self.hash_blobs(&mut blobs)?;
         let _guard = self.lock()?;
-        let mut report = CheckReport::default();
-        let blobs = self.hash_blobs(&mut report)?;
+        self.hash_blobs(&mut blobs)?;
+        let mut report = CheckReport {
+            blobs: blobs.len(),
+            ..CheckReport::default()
+        };
+        let mut corrupt: Vec<(&Digest, &Digest)> = blobs
+            .iter()
+            .filter_map(|(d, state)| match state {
+                BlobState::Corrupt(actual) => Some((d, actual)),
+                BlobState::Sound(_) => None,
+            })
+            .collect();
+        corrupt.sort_by_key(|(d, _)| d.to_string());
+        for (digest, actual) in corrupt {
+            report.problems.push(Problem::CorruptBlob {
+                digest: digest.clone(),
+                actual: actual.clone(),
+            });
+        }
         let (raw, descriptors) = self.check_index(&mut report)?;
         report.entries = descriptors.len();
         let mut checker = ImageChecker {
@@ -217,14 +240,13 @@ impl Store {
         Ok(report)
     }
 
-    /// Hashes every blob; a corrupt one is a problem.
-    fn hash_blobs(
-        &self,
-        report: &mut CheckReport,
-    ) -> Result<HashMap<Digest, BlobState>, StoreError> {
+    /// Hashes every blob not hashed yet (`known`); forgets those gone. A
+    /// blob is never changed once in place, only added or deleted, so a
+    /// first pass without the lock stays true for what is still there.
+    fn hash_blobs(&self, known: &mut HashMap<Digest, BlobState>) -> Result<(), StoreError> {
         let dir = self.root.join("blobs/sha256");
         let listing = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
-        let mut out = HashMap::new();
+        let mut seen = HashSet::new();
         for entry in listing {
             let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
             let Some(d) = entry
@@ -234,8 +256,17 @@ impl Store {
             else {
                 continue;
             };
+            seen.insert(d.clone());
+            if known.contains_key(&d) {
+                continue;
+            }
             let path = entry.path();
-            let file = std::fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                // Collected meanwhile (this pass may run without the lock).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("open", &path, e)),
+            };
             let mut reader = BufReader::with_capacity(blobs::CHUNK, file);
             let mut hasher = Hasher::new();
             let mut buf = vec![0u8; blobs::CHUNK];
@@ -250,18 +281,15 @@ impl Store {
             }
             let size = hasher.len();
             let actual = hasher.finish();
-            report.blobs += 1;
-            if actual == d {
-                out.insert(d, BlobState::Sound(size));
+            let state = if actual == d {
+                BlobState::Sound(size)
             } else {
-                report.problems.push(Problem::CorruptBlob {
-                    digest: d.clone(),
-                    actual,
-                });
-                out.insert(d, BlobState::Corrupt);
-            }
+                BlobState::Corrupt(actual)
+            };
+            known.insert(d, state);
         }
-        Ok(out)
+        known.retain(|d, _| seen.contains(d));
+        Ok(())
     }
 
     /// Reads `index.json` entry by entry, so one bad entry does not hide
@@ -573,7 +601,7 @@ impl ImageChecker<'_> {
     fn blob(&self, d: &Descriptor, what: &str) -> Result<(), String> {
         match self.blobs.get(d.digest()) {
             None => Err(format!("{what} {} is missing", d.digest())),
-            Some(BlobState::Corrupt) => Err(format!("{what} {} is corrupt", d.digest())),
+            Some(BlobState::Corrupt(_)) => Err(format!("{what} {} is corrupt", d.digest())),
             Some(BlobState::Sound(size)) if *size != d.size() => Err(format!(
                 "{what} {} is {size} bytes where {} are announced",
                 d.digest(),
