@@ -187,10 +187,19 @@ pub fn mount(
             kind,
             state: state.clone(),
         };
-        store.update_mounts(|records| {
+        // Recorded only while the image is still there: an `rmi` that ran
+        // meanwhile would otherwise leave a record of a removed image.
+        let recorded = store.update_mounts(|records| {
+            if !store.list()?.iter().any(|i| i.id() == image.id()) {
+                return Err(StoreError::Raced(image.id().clone()));
+            }
             records.push(record.clone());
             Ok(())
-        })?;
+        });
+        if let Err(e) = recorded {
+            let _ = release(&record);
+            return Err(e.into());
+        }
         Ok(Mounted {
             record,
             fallback,
@@ -392,12 +401,21 @@ pub fn find(store: &Store, what: &str) -> Result<Vec<MountRecord>, MountError> {
 }
 
 /// Unmounts (or removes the flattened copy) and forgets the mount.
+///
+/// The record goes first: a process killed half-way leaves at worst a tree
+/// no record names, never a record of a tree that is gone. When the kernel refuses, the record is put back.
 pub fn unmount(store: &Store, record: &MountRecord) -> Result<(), MountError> {
-    release(record)?;
     store.update_mounts(|records| {
         records.retain(|m| m.target != record.target);
         Ok(())
     })?;
+    if let Err(e) = release(record) {
+        store.update_mounts(|records| {
+            records.push(record.clone());
+            Ok(())
+        })?;
+        return Err(e);
+    }
     Ok(())
 }
 

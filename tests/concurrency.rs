@@ -151,3 +151,49 @@ fn garbage_collection_clears_what_crashed_processes_left_in_the_ingest_area() {
         "a live process's temporary file is left alone"
     );
 }
+
+#[test]
+fn a_killed_load_leaves_nothing_once_any_writing_command_runs() {
+    use std::io::Write;
+    let s = Strata::new();
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()])
+        .ok();
+    let ingest = s.root().join(".strata/ingest");
+    // Half an archive on a pipe: load spools it into the ingest area and
+    // waits for the rest, where it is killed.
+    let archive = std::fs::read(demo_archive()).unwrap();
+    let mut child = s
+        .command()
+        .args(["load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&archive[..archive.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&ingest).unwrap().count() == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "load never wrote to the ingest area"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let left: Vec<_> = std::fs::read_dir(&ingest).unwrap().flatten().collect();
+    assert!(!left.is_empty(), "the killed load left its spool file");
+    // A reading command leaves it (it writes nothing); a writing one that
+    // deletes nothing sweeps it.
+    s.run(&["images"]).ok();
+    assert_eq!(std::fs::read_dir(&ingest).unwrap().count(), left.len());
+    s.run(&["tag", "strata-demo/hello:1.0", "swept:1"]).ok();
+    assert_eq!(
+        std::fs::read_dir(&ingest).unwrap().count(),
+        0,
+        "tag swept the killed load's files"
+    );
+}

@@ -8,8 +8,9 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use strata::command::{
     copy::CopyRequest, history::HistoryRequest, images::ImagesRequest, inspect::InspectRequest,
     load::LoadRequest, login::LogoutRequest, mount::MountRequest, mount::UmountRequest,
-    pull::PullRequest, push::PushRequest, rmi::RmiRequest, save::SaveRequest,
-    search::SearchRequest, tag::TagRequest,
+    prune::ImagePruneRequest, pull::PullRequest, push::PushRequest, rmi::RmiRequest,
+    save::SaveRequest, search::SearchRequest, system::CheckRequest, system::DfRequest,
+    system::SystemPruneRequest, tag::TagRequest,
 };
 
 /// strata: docker's image commands without a daemon, on a local OCI store.
@@ -73,6 +74,54 @@ pub enum Command {
     /// Manage images (docker's `image` command group).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage the store: disk usage, pruning, checking.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+/// `strata system …`
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show the store's disk usage.
+    Df(DfArgs),
+    /// Remove unused data: dangling images (all unused with -a), blobs
+    /// nothing needs, files left by interrupted commands.
+    Prune(PruneArgs),
+    /// Check the store's consistency (exit 1 when something is wrong).
+    Check(CheckArgs),
+}
+
+/// `system df [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Pretty-print using a Go template.
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+/// `image prune` and `system prune` `[OPTIONS]`
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. 'until=<timestamp>').
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
+}
+
+/// `system check [OPTIONS]`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Drop what is broken, and the names pointing at it.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `strata image …`, docker's long forms of the image commands.
@@ -103,6 +152,8 @@ pub enum ImageCommand {
     /// Unmount an image mounted by `strata image mount`.
     #[command(visible_alias = "unmount")]
     Umount(UmountArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
 }
 
 /// `strata plugin …`
@@ -683,5 +734,40 @@ impl From<LoadArgs> for LoadRequest {
             quiet: a.quiet,
             transform: a.transform,
         }
+    }
+}
+
+impl From<DfArgs> for DfRequest {
+    fn from(a: DfArgs) -> Self {
+        DfRequest {
+            verbose: a.verbose,
+            format: a.format,
+        }
+    }
+}
+
+impl From<PruneArgs> for ImagePruneRequest {
+    fn from(a: PruneArgs) -> Self {
+        ImagePruneRequest {
+            all: a.all,
+            force: a.force,
+            filter: a.filter,
+        }
+    }
+}
+
+impl From<PruneArgs> for SystemPruneRequest {
+    fn from(a: PruneArgs) -> Self {
+        SystemPruneRequest {
+            all: a.all,
+            force: a.force,
+            filter: a.filter,
+        }
+    }
+}
+
+impl From<CheckArgs> for CheckRequest {
+    fn from(a: CheckArgs) -> Self {
+        CheckRequest { repair: a.repair }
     }
 }

@@ -16,7 +16,7 @@ use clap::Parser;
 use strata::command::{self, CommandError, Context};
 use strata::transport::registry::Registries;
 
-use args::{Cli, Command, ImageCommand};
+use args::{Cli, Command, ImageCommand, SystemCommand};
 
 /// An error that has already been reported to the user; only the exit
 /// code remains to be given.
@@ -104,6 +104,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// docker's confirmation: the question and ` [y/N] ` on standard output,
+/// then one answer from standard input; only `y` or `Y` goes on (no input
+/// at all is a no).
+fn confirm(message: &str) -> anyhow::Result<bool> {
+    let mut out = io::stdout();
+    write!(out, "{message} [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y"))
+}
+
 fn default_root() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("strata"));
@@ -139,7 +151,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ImageCommand::Push(a) => Command::Push(a),
             ImageCommand::Mount(a) => Command::Mount(a),
             ImageCommand::Umount(a) => Command::Umount(a),
+            ImageCommand::Prune(a) => {
+                let request: command::prune::ImagePruneRequest = a.into();
+                let warning = if request.all {
+                    command::prune::ALL_WARNING
+                } else {
+                    command::prune::DANGLING_WARNING
+                };
+                if request.force || confirm(warning)? {
+                    command::prune::run(&ctx, &request, &ui)?;
+                }
+                return Ok(());
+            }
         },
+        Command::System(sub) => {
+            match sub {
+                SystemCommand::Df(a) => command::system::df(&ctx, &a.into(), &ui)?,
+                SystemCommand::Check(a) => command::system::check(&ctx, &a.into(), &ui)?,
+                SystemCommand::Prune(a) => {
+                    let request: command::system::SystemPruneRequest = a.into();
+                    if !request.force && !confirm(&command::system::prune_warning(request.all))? {
+                        return Ok(());
+                    }
+                    command::system::prune(&ctx, &request, &ui)?
+                }
+            };
+            return Ok(());
+        }
         other => other,
     };
     let _outputs = match command {
@@ -165,7 +203,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(args::PluginCommand::Push(a)) => {
             command::plugin::push(&ctx, &a.into(), &ui)?
         }
-        Command::Image(_) | Command::Run(_) => unreachable!("handled above"),
+        Command::Image(_) | Command::Run(_) | Command::System(_) => {
+            unreachable!("handled above")
+        }
     };
     Ok(())
 }

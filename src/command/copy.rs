@@ -399,7 +399,7 @@ fn open_destination<'a>(
                 let by_digest = tagged.with_digest(top.as_ref())?;
                 vec![tagged, by_digest]
             };
-            let sink = ctx.store()?.sink().defer_compressed_scans();
+            let sink = ctx.store_for_writing()?.sink().defer_compressed_scans();
             Ok(Destination {
                 kind: DestinationKind::Store(sink),
                 names,

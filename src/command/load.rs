@@ -32,7 +32,7 @@ pub fn run(
     args: &LoadRequest,
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
-    let store = ctx.store()?;
+    let store = ctx.store_for_writing()?;
     let input = match &args.input {
         Some(p) => Input::Path(p.clone()),
         None => {

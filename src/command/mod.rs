@@ -15,11 +15,13 @@ pub mod load;
 pub mod login;
 pub mod mount;
 pub mod plugin;
+pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod rmi;
 pub mod save;
 pub mod search;
+pub mod system;
 pub mod tag;
 
 use std::io::{self, Write};
@@ -131,6 +133,7 @@ impl Ui for BufferUi {
 pub struct Context {
     root: PathBuf,
     store: Arc<OnceLock<Store>>,
+    swept: Arc<OnceLock<()>>,
     registries: Arc<Registries>,
     cancel: Cancel,
     plugins: Arc<crate::plugin::catalog::Catalog>,
@@ -143,6 +146,7 @@ impl Context {
         Context {
             root,
             store: Arc::new(OnceLock::new()),
+            swept: Arc::new(OnceLock::new()),
             registries: Arc::new(registries),
             cancel: Cancel::new(),
             plugins: Arc::new(crate::plugin::catalog::Catalog::new(
@@ -232,6 +236,17 @@ impl Context {
             source,
         })?;
         Ok(self.store.get_or_init(|| opened))
+    }
+
+    /// The store, for a command that writes to it: on first use, what
+    /// killed strata processes left in the ingest area is swept, so an
+    /// interrupted `load` or `pull` costs no disk once anything writes again.
+    pub fn store_for_writing(&self) -> Result<&Store, CommandError> {
+        let store = self.store()?;
+        self.swept.get_or_init(|| {
+            store.sweep_ingest();
+        });
+        Ok(store)
     }
 
     /// The store's root directory.
@@ -334,6 +349,14 @@ pub enum CommandError {
     /// What the request names does not exist, in docker's words.
     #[error("{0}")]
     NotFound(String),
+    /// `system check` found the store not as its records say.
+    #[error("{problems} problem(s) found in the store at {}; `strata system check --repair` drops what is broken", root.display())]
+    Unsound {
+        /// The store's root.
+        root: PathBuf,
+        /// How many.
+        problems: usize,
+    },
     /// Several items were asked for and some failed; the rest were done.
     /// Each message is one line.
     #[error("{}", .0.join("; "))]

@@ -175,7 +175,7 @@ pub fn run(
     req: &PluginRunRequest,
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
-    let store = ctx.store()?;
+    let store = ctx.store_for_writing()?;
     let engine = engine(ctx)?;
     let (name, bytes) = component(ctx, &req.plugin)?;
     let mut limits = Limits::default();

@@ -61,7 +61,7 @@ pub fn run(
     args: &PullRequest,
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
-    let store = ctx.store()?;
+    let store = ctx.store_for_writing()?;
     let parsed = Reference::parse(&args.image)?;
     let mut out = ui.stdout();
     if parsed.is_name_only() && !args.quiet {
@@ -150,7 +150,7 @@ fn pull_transformed(
     digest: &crate::digest::Digest,
     name: &Reference,
 ) -> Result<serde_json::Value, CommandError> {
-    let store = ctx.store()?;
+    let store = ctx.store_for_writing()?;
     let lines = std::sync::Arc::default();
     let transforms = ctx.transforms(&args.transform, &lines)?;
     let sink = store.sink();

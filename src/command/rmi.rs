@@ -30,7 +30,7 @@ pub fn run(
     args: &RmiRequest,
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
-    let store = ctx.store()?;
+    let store = ctx.store_for_writing()?;
     let mut out = ui.stdout();
     let mut errors = Vec::new();
     let mut fatal = false;

@@ -20,7 +20,7 @@ pub fn run(
     args: &TagRequest,
     _ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
-    let store = ctx.store()?;
+    let store = ctx.store_for_writing()?;
     let change = store.tag(&args.source, &args.target)?;
     let id = store.lookup(&change.name.to_string())?.id().to_string();
     Ok(serde_json::json!({

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::command::prune::ImagePruneRequest;
+use crate::command::system::{CheckRequest, DfRequest, SystemPruneRequest};
 use crate::command::{
     self, CommandError, Context, Ui, copy::CopyRequest, history::HistoryRequest,
     images::ImagesRequest, inspect::InspectRequest, load::LoadRequest, login::LoginRequest,
@@ -57,6 +59,13 @@ pub const ACTIONS: &[(&str, &[&str])] = &[
             "shard",
         ],
     ),
+    ("image_prune", &["untagged", "deleted", "reclaimed"]),
+    ("system_df", &["images", "active", "size", "reclaimable"]),
+    (
+        "system_prune",
+        &["untagged", "deleted", "blobs", "reclaimed"],
+    ),
+    ("system_check", &["problems", "repaired"]),
 ];
 
 /// The outputs `action` gives, or `None` for an unknown action.
@@ -87,6 +96,14 @@ pub enum Request {
     Inspect(InspectRequest),
     /// `rmi`
     Rmi(RmiRequest),
+    /// `image prune`
+    ImagePrune(ImagePruneRequest),
+    /// `system df`
+    SystemDf(DfRequest),
+    /// `system prune`
+    SystemPrune(SystemPruneRequest),
+    /// `system check`
+    SystemCheck(CheckRequest),
     /// `mount`
     Mount(MountRequest),
     /// `umount`
@@ -148,6 +165,10 @@ impl Request {
             "logout" => Request::Logout(from_node(body, mode)?),
             "copy" => Request::Copy(from_node(body, mode)?),
             "mirror" => Request::Mirror(Box::new(from_node(body, mode)?)),
+            "image_prune" => Request::ImagePrune(from_node(body, mode)?),
+            "system_df" => Request::SystemDf(from_node(body, mode)?),
+            "system_prune" => Request::SystemPrune(from_node(body, mode)?),
+            "system_check" => Request::SystemCheck(from_node(body, mode)?),
             other => {
                 return Err(YamlError::at(body.pos, format!("unknown action `{other}`")));
             }
@@ -190,6 +211,13 @@ impl Request {
                     out.push(Problem { path, message });
                 }
             }
+            // Nobody is asked in a pipeline: removing needs saying so.
+            Request::ImagePrune(ImagePruneRequest { force: false, .. })
+            | Request::SystemPrune(SystemPruneRequest { force: false, .. }) => out.push(Problem {
+                path: vec!["force".to_string()],
+                message: "a prune step asks nobody for confirmation: it needs `force: true`"
+                    .to_string(),
+            }),
             _ => {}
         }
         out
@@ -253,6 +281,10 @@ impl Request {
             Request::Login(r) => command::login::login(ctx, r, ui),
             Request::Logout(r) => command::login::logout(ctx, r, ui),
             Request::Copy(r) => command::copy::run(ctx, r, ui),
+            Request::ImagePrune(r) => command::prune::run(ctx, r, ui),
+            Request::SystemDf(r) => command::system::df(ctx, r, ui),
+            Request::SystemPrune(r) => command::system::prune(ctx, r, ui),
+            Request::SystemCheck(r) => command::system::check(ctx, r, ui),
         }
     }
 }

@@ -43,6 +43,10 @@ pub fn schema() -> Value {
     add::<LogoutRequest>(&mut g, &mut actions, "logout");
     add::<crate::command::copy::CopyRequest>(&mut g, &mut actions, "copy");
     add::<crate::mirror::MirrorRequest>(&mut g, &mut actions, "mirror");
+    add::<crate::command::prune::ImagePruneRequest>(&mut g, &mut actions, "image_prune");
+    add::<crate::command::system::DfRequest>(&mut g, &mut actions, "system_df");
+    add::<crate::command::system::SystemPruneRequest>(&mut g, &mut actions, "system_prune");
+    add::<crate::command::system::CheckRequest>(&mut g, &mut actions, "system_check");
     debug_assert_eq!(actions.len(), ACTIONS.len());
     let registry = g.subschema_for::<RegistrySettings>().to_value();
     let plugin = g

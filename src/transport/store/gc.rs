@@ -102,21 +102,29 @@ impl Store {
         Ok((live, diff_ids))
     }
 
-    /// Removes what crashed strata processes left in the ingest area: a
-    /// temporary file whose maker no longer runs is never committed.
-    fn sweep_ingest(&self) {
+    /// Removes what killed strata processes left in the ingest area: a
+    /// temporary file whose maker no longer runs is never committed. Cheap
+    /// (one directory listing, one signal-0 per file, no lock: a file of a
+    /// live process is never touched), so every writing command starts
+    /// with it. Returns the bytes freed.
+    pub fn sweep_ingest(&self) -> u64 {
         let Ok(listing) = std::fs::read_dir(self.ingest_dir()) else {
-            return;
+            return 0;
         };
+        let mut freed = 0;
         for entry in listing.flatten() {
             let name = entry.file_name();
             let Some(pid) = name.to_str().and_then(blobs::temp_owner) else {
                 continue;
             };
             if pid != std::process::id() && !blobs::process_alive(pid) {
-                let _ = std::fs::remove_file(entry.path());
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    freed += size;
+                }
             }
         }
+        freed
     }
 
     /// Removes unpacked layers (kept for mounts) that no image has any more.

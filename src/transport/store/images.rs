@@ -144,8 +144,33 @@ impl Store {
     }
 
     /// Every image, grouped by manifest, in index order.
+    ///
+    /// The index is read without the lock, so an `rmi` may remove an image
+    /// and collect its blobs between reading the index and reading those
+    /// blobs; a blob missing while the index changed is that, and the list
+    /// is read again. A blob missing from an unchanged index is an error.
     pub fn list(&self) -> Result<Vec<StoredImage>, StoreError> {
-        let entries = self.entries()?;
+        let mut entries = self.entries()?;
+        let mut attempts = 0;
+        loop {
+            match self.list_entries(&entries) {
+                Err(StoreError::MissingBlob(d)) => {
+                    let now = self.entries()?;
+                    attempts += 1;
+                    if attempts > 8 || now.descriptors() == entries.descriptors() {
+                        return Err(StoreError::MissingBlob(d));
+                    }
+                    entries = now;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn list_entries(
+        &self,
+        entries: &super::index::Entries,
+    ) -> Result<Vec<StoredImage>, StoreError> {
         let mut out: Vec<StoredImage> = Vec::new();
         for d in entries.descriptors() {
             let name = entry_name(d);

@@ -74,7 +74,7 @@ impl Store {
         blobs::write_atomic(&self.ingest_dir(), &path, &bytes)
     }
 
-    fn layer_meta_path(&self, blob: &Digest) -> PathBuf {
+    pub(super) fn layer_meta_path(&self, blob: &Digest) -> PathBuf {
         self.private()
             .join("layers")
             .join(format!("{}.json", blob.digest()))

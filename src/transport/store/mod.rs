@@ -18,6 +18,7 @@
 
 mod artifacts;
 mod blobs;
+mod check;
 mod gc;
 mod images;
 mod index;
@@ -31,6 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use blobs::temp_path;
+pub use check::{CheckReport, Problem};
 pub use gc::GcReport;
 pub use images::{LookupError, StoredImage, Target, lookup_in};
 pub use index::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, NameChange, entry_name, named};

@@ -39,7 +39,7 @@ pub enum MountKind {
 }
 
 impl Store {
-    fn mounts_path(&self) -> PathBuf {
+    pub(super) fn mounts_path(&self) -> PathBuf {
         self.private().join("mounts.json")
     }
 

@@ -169,13 +169,21 @@ impl Store {
                     reason: format!("image is mounted at {}", first.target.display()),
                 });
             }
-            for m in &mounted {
-                crate::mount::release(m).map_err(|e| RemoveError::Unmount(Box::new(e)))?;
-            }
+            // Records first (see `mount::unmount`); put back what the
+            // kernel refused to release.
             self.update_mounts_locked(|records| {
                 records.retain(|m| m.image != id);
                 Ok(())
             })?;
+            for (i, m) in mounted.iter().enumerate() {
+                if let Err(e) = crate::mount::release(m) {
+                    self.update_mounts_locked(|records| {
+                        records.extend(mounted[i..].iter().cloned());
+                        Ok(())
+                    })?;
+                    return Err(RemoveError::Unmount(Box::new(e)));
+                }
+            }
         }
         records.extend(untag.iter().cloned().map(Removal::Untagged));
         // The image goes: every entry of it, then the layers no other image uses.

@@ -24,6 +24,11 @@ use super::{Store, StoreError};
 pub struct StoreSink<'a> {
     store: &'a Store,
     staged: Mutex<Vec<(Staged, Option<LayerInfo>)>>,
+    /// Blobs found already in the store, each hard-linked into the ingest
+    /// area: a collection running meanwhile (an `rmi` beside this write)
+    /// may delete a blob no name reaches yet, and the link brings it back
+    /// at commit instead of failing the write.
+    pins: Mutex<Vec<(Digest, std::path::PathBuf)>>,
     manifests: Mutex<Vec<(RawManifest, Vec<Reference>)>>,
     changes: Mutex<Vec<NameChange>>,
     defer_compressed_scans: bool,
@@ -36,6 +41,7 @@ impl Store {
         StoreSink {
             store: self,
             staged: Mutex::new(Vec::new()),
+            pins: Mutex::new(Vec::new()),
             manifests: Mutex::new(Vec::new()),
             changes: Mutex::new(Vec::new()),
             defer_compressed_scans: false,
@@ -98,6 +104,26 @@ impl StoreSink<'_> {
         }
     }
 
+    /// True when the blob is in the store; it is then pinned (see `pins`).
+    fn present(&self, digest: &Digest) -> bool {
+        let path = self.store.blob_path(digest);
+        if !path.is_file() {
+            return false;
+        }
+        if lock(&self.pins).iter().any(|(d, _)| d == digest) {
+            return true;
+        }
+        let pin = blobs::temp_path(&self.store.ingest_dir(), "pin");
+        match std::fs::hard_link(&path, &pin) {
+            Ok(()) => lock(&self.pins).push((digest.clone(), pin)),
+            // Gone between the two calls: not present after all.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            // No links here: the commit's own check still catches a race.
+            Err(_) => {}
+        }
+        true
+    }
+
     fn is_staged(&self, digest: &Digest) -> bool {
         lock(&self.staged).iter().any(|(s, _)| &s.digest == digest)
     }
@@ -151,7 +177,7 @@ impl Sink for StoreSink<'_> {
     }
 
     fn has_blob(&self, d: &Descriptor) -> Result<Presence, TransportError> {
-        let there = self.store.has_blob(d.digest()) || self.is_staged(d.digest());
+        let there = self.is_staged(d.digest()) || self.present(d.digest());
         Ok(Presence::from_bool(there))
     }
 
@@ -235,7 +261,7 @@ impl Sink for StoreSink<'_> {
     }
 
     fn put_manifest(&self, m: &RawManifest, names: &[Reference]) -> Result<(), TransportError> {
-        if !self.store.has_blob(&m.digest) && !self.is_staged(&m.digest) {
+        if !self.is_staged(&m.digest) && !self.present(&m.digest) {
             let d = m.descriptor();
             self.put_blob(&d, &BlobKind::Manifest, &mut &m.bytes[..], &|_| {})?;
         }
@@ -262,6 +288,16 @@ impl Sink for StoreSink<'_> {
             }
         }
         staged.clear();
+        // A pinned blob a collection took meanwhile comes back.
+        for (digest, pin) in lock(&self.pins).drain(..) {
+            let dest = store.blob_path(&digest);
+            if needed.contains(&digest) && !dest.exists() {
+                std::fs::rename(&pin, &dest)
+                    .map_err(|e| StoreError::io("rename into place", &dest, e))?;
+            } else {
+                let _ = std::fs::remove_file(&pin);
+            }
+        }
         blobs::sync_dir(&store.root.join("blobs/sha256"))?;
         for d in &needed {
             if !store.has_blob(d) {
@@ -311,6 +347,9 @@ impl Drop for StoreSink<'_> {
     fn drop(&mut self) {
         for (blob, _) in lock(&self.staged).drain(..) {
             let _ = std::fs::remove_file(&blob.path);
+        }
+        for (_, pin) in lock(&self.pins).drain(..) {
+            let _ = std::fs::remove_file(&pin);
         }
     }
 }
@@ -403,5 +442,45 @@ mod tests {
         assert!(matches!(e, TransportError::Io { .. }), "{e:?}");
         assert!(!e.is_retryable());
         assert!(e.to_string().contains("read config"), "{e}");
+    }
+
+    #[test]
+    fn a_blob_found_present_survives_a_collection_before_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let ctx = crate::command::Context::new(
+            root.clone(),
+            crate::transport::registry::Registries::new(&[]),
+        );
+        let archive = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.tar");
+        let request = crate::command::load::LoadRequest {
+            input: Some(archive),
+            quiet: true,
+            transform: Vec::new(),
+        };
+        crate::command::load::run(&ctx, &request, &crate::command::BufferUi::default()).unwrap();
+        let store = Store::open(root).unwrap();
+        let image = store.lookup("strata-demo/hello:1.0").unwrap().image;
+        let name = Reference::parse("again:1").unwrap();
+        let sink = store.sink();
+        // The engine asks, finds everything there, and sends nothing.
+        assert_eq!(
+            sink.has_blob(image.config_descriptor()).unwrap(),
+            Presence::Present
+        );
+        for l in image.layers() {
+            assert_eq!(sink.has_blob(&l.descriptor).unwrap(), Presence::Present);
+        }
+        sink.put_manifest(image.manifest(), std::slice::from_ref(&name))
+            .unwrap();
+        // Meanwhile the image goes, and its blobs with it.
+        store.remove("strata-demo/hello:1.0", false).unwrap();
+        assert!(!store.has_blob(image.id()));
+        sink.commit().unwrap();
+        let back = store.lookup("again:1").unwrap();
+        assert_eq!(back.id(), image.id());
+        assert!(store.check(false).unwrap().problems.is_empty());
+        drop(sink);
+        assert_eq!(std::fs::read_dir(store.ingest_dir()).unwrap().count(), 0);
     }
 }
