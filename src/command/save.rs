@@ -51,6 +51,10 @@ pub fn run(
     };
     let images = store.list()?;
     let selected = select(&images, &args.images)?;
+    // What is being saved stays until the archive is written, whatever an
+    // `rmi` does meanwhile.
+    let roots: Vec<_> = selected.iter().map(|(i, _)| i.descriptor.clone()).collect();
+    let _lease = store.lease(&roots)?;
     let mut whats = Vec::with_capacity(selected.len());
     for (image, _) in &selected {
         // An index travels whole when all its children are here; otherwise
