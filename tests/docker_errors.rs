@@ -1,0 +1,119 @@
+//! Refusals and their words, against Docker 20.10 as the oracle: the same
+//! command given to docker and to strata fails (or not) alike, with the same
+//! message. docker's daemon says `Error response from daemon: `, strata
+//! `Error: `; docker's client prints its own errors bare.
+
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use common::{Run, Strata, demo_archive, docker_lock, docker_run, sha256_hex};
+
+const DEMO: &str = "strata-demo/hello:1.0";
+
+/// An error message without the prefix each program puts before it.
+fn message(stderr: &str) -> String {
+    let text = stderr.trim_end();
+    text.strip_prefix("Error response from daemon: ")
+        .or_else(|| text.strip_prefix("Error: "))
+        .unwrap_or(text)
+        .to_string()
+}
+
+/// Runs `args` in docker and in strata: same exit code, same message.
+#[track_caller]
+fn same_error(s: &Strata, args: &[&str]) -> (Run, Run) {
+    let theirs = docker_run(args);
+    let ours = s.run(args);
+    assert_eq!(
+        (ours.code, message(&ours.stderr)),
+        (theirs.code, message(&theirs.stderr)),
+        "strata {args:?} (left) differs from docker (right)"
+    );
+    (ours, theirs)
+}
+
+/// A store and the docker daemon both holding the demo image.
+fn both_with_demo() -> Strata {
+    let s = Strata::new();
+    let archive = demo_archive();
+    s.run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    docker_run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    s
+}
+
+/// The demo archive with its config edited (so a new image ID), named
+/// `name`.
+fn demo_with_config(s: &Strata, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut input = tar::Archive::new(std::fs::File::open(demo_archive()).unwrap());
+    let mut members = Vec::new();
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let header = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        members.push((path, header, data));
+    }
+    let find = |p: &str| {
+        members
+            .iter()
+            .find(|(path, ..)| path == p)
+            .unwrap()
+            .2
+            .clone()
+    };
+    let mut manifest: serde_json::Value = serde_json::from_slice(&find("manifest.json")).unwrap();
+    let old_config = manifest[0]["Config"].as_str().unwrap().to_string();
+    let mut config: serde_json::Value = serde_json::from_slice(&find(&old_config)).unwrap();
+    edit(&mut config);
+    let config = serde_json::to_vec(&config).unwrap();
+    let new_config = format!("{}.json", sha256_hex(&config));
+    manifest[0]["Config"] = new_config.clone().into();
+    manifest[0]["RepoTags"] = serde_json::json!([name]);
+
+    let path = s.path(&format!("{}.tar", sha256_hex(name.as_bytes())));
+    let mut out = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    let mut put = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.append_data(&mut h, name, data).unwrap();
+    };
+    put(&new_config, &config);
+    put("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    for (p, header, data) in &members {
+        if p != "manifest.json" && p != &old_config && p != "repositories" {
+            out.append(header, &data[..]).unwrap();
+        }
+    }
+    out.finish().unwrap();
+    drop(out);
+    path
+}
+
+#[test]
+fn a_tag_named_for_the_digest_algorithm_is_refused() {
+    let _docker = docker_lock();
+    let s = both_with_demo();
+    for target in ["sha256:b1dc", "sha256", "docker.io/library/sha256:x"] {
+        let (ours, _) = same_error(&s, &["tag", DEMO, target]);
+        assert_eq!(
+            ours.stderr,
+            "Error: refusing to create an ambiguous tag using digest algorithm as name\n"
+        );
+    }
+    // `sha256:b1dc` still finds the image by its ID prefix, not a tag.
+    let id = s
+        .run(&["inspect", "--format", "{{.Id}}", "sha256:b1dc"])
+        .ok();
+    assert!(
+        id.stdout.starts_with("sha256:b1dcaf3cc163"),
+        "{}",
+        id.stdout
+    );
+    // Elsewhere than Docker Hub's library the name is no algorithm.
+    s.run(&["tag", DEMO, "localhost:5000/sha256:x"]).ok();
+}
