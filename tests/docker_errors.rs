@@ -117,3 +117,56 @@ fn a_tag_named_for_the_digest_algorithm_is_refused() {
     // Elsewhere than Docker Hub's library the name is no algorithm.
     s.run(&["tag", DEMO, "localhost:5000/sha256:x"]).ok();
 }
+
+#[test]
+fn a_missing_image_is_named_as_docker_names_it() {
+    let _docker = docker_lock();
+    let s = Strata::new();
+    for args in [
+        &["rmi", "i9-nope"][..],
+        &["rmi", "i9-nope:1"],
+        &["rmi", "-f", "i9-nope"],
+        &["rmi", "abcdef"],
+        &["history", "i9-nope"],
+        &["save", "i9-nope"],
+    ] {
+        same_error(&s, args);
+    }
+}
+
+#[test]
+fn save_checks_its_output_path_as_docker_does() {
+    let _docker = docker_lock();
+    let s = both_with_demo();
+    let file = s.path("plain");
+    std::fs::write(&file, b"").unwrap();
+    let under_file = file.join("x.tar");
+    for path in [
+        "/i9-nodir/x.tar",
+        "i9-nodir/x.tar",
+        "/dev/null",
+        under_file.to_str().unwrap(),
+    ] {
+        let args = ["save", "-o", path, DEMO];
+        let theirs = docker_run(&args);
+        let ours = s.run(&args).fails();
+        assert_eq!(ours.code, theirs.code, "{args:?}");
+        // Go's system error texts are in lower case.
+        assert_eq!(
+            message(&ours.stderr).to_lowercase(),
+            message(&theirs.stderr).to_lowercase(),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        s.run(&["save", "-o", "/i9-nodir/x.tar", DEMO]).stderr,
+        "Error: failed to save image: invalid output path: directory \"/i9-nodir\" does not exist\n"
+    );
+    // A directory where no file can be made: the output is named, not the
+    // temporary file strata writes first (docker names its own).
+    let out = s.run(&["save", "-o", "/proc/i9.tar", DEMO]).fails();
+    assert_eq!(
+        out.stderr,
+        "Error: cannot create /proc/i9.tar: No such file or directory\n"
+    );
+}

@@ -40,6 +40,9 @@ pub fn run(
     args: &SaveRequest,
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
+    if let Some(path) = &args.output {
+        check_output_path(path)?;
+    }
     let store = ctx.store()?;
     let compression = match &args.compress {
         Some(c) => OutputCompression::parse(c).ok_or_else(|| {
@@ -78,13 +81,10 @@ pub fn run(
     let view = ui.transfer(super::TransferMode::Save, false);
     match &args.output {
         Some(path) => {
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            let tmp = temp_path(dir, ".strata-save");
+            let tmp = temp_path(output_dir(path), ".strata-save");
+            // The temporary file is ours; the user knows the output's name.
             let file = File::create(&tmp)
-                .map_err(|e| CommandError::io(format!("cannot create {}", tmp.display()), e))?;
+                .map_err(|e| CommandError::io(format!("cannot create {}", path.display()), e))?;
             let result = write(
                 store,
                 &selected,
@@ -136,6 +136,50 @@ pub fn run(
         "output": args.output.as_ref().map(|p| p.display().to_string()),
         "images": saved,
     }))
+}
+
+/// The directory `-o PATH` goes into.
+fn output_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// docker's checks of `-o PATH`, before anything else and in its words:
+/// its directory must exist, and the path, if there, be a directory or a
+/// regular file (never a device, which the finished archive would replace).
+fn check_output_path(path: &Path) -> Result<(), CommandError> {
+    let failed = |reason: String| CommandError::Invalid(format!("failed to save image: {reason}"));
+    let dir = output_dir(path);
+    if dir != Path::new(".")
+        && let Err(e) = std::fs::metadata(dir)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(failed(format!(
+            "invalid output path: directory {:?} does not exist",
+            dir.display().to_string()
+        )));
+    }
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CommandError::io(
+            format!("failed to save image: stat {}", path.display()),
+            e,
+        )),
+        Ok(m) if m.is_dir() || m.is_file() => Ok(()),
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = m.file_type();
+            if kind.is_block_device() || kind.is_char_device() {
+                return Err(failed(format!(
+                    "invalid output path: {:?} must be a directory or a regular file: got a device",
+                    path.display().to_string()
+                )));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn write(
@@ -199,7 +243,12 @@ fn select<'a>(
                 }
             }
             if !found {
-                add(lookup_in(images, q)?, None);
+                // docker's save names a repository it has no tag of as typed.
+                let image = lookup_in(images, q).map_err(|e| match e {
+                    LookupError::NotFound(_) => LookupError::NotFound(q.clone()),
+                    other => other,
+                })?;
+                add(image, None);
             }
             continue;
         }
