@@ -170,3 +170,21 @@ fn save_checks_its_output_path_as_docker_does() {
         "Error: cannot create /proc/i9.tar: No such file or directory\n"
     );
 }
+
+#[test]
+fn a_history_with_more_layers_than_the_image_is_refused() {
+    let _docker = docker_lock();
+    let s = Strata::new();
+    let archive = demo_with_config(&s, "i9/history:1", |c| {
+        c["history"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"created_by": "a layer that is not there"}));
+    });
+    let (ours, _) = same_error(&s, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        ours.stderr,
+        "Error: too many non-empty layers in History section\n"
+    );
+    assert_eq!(s.run(&["images", "-q"]).ok().stdout, "");
+}

@@ -84,6 +84,11 @@ pub fn run(
     let (what, digest) = repo
         .fetch(&wanted, &choice)
         .map_err(|e| not_found(e, &name))?;
+    // docker stores no image whose history claims layers it does not have.
+    for i in what.images() {
+        i.check_history()
+            .map_err(|e| CommandError::Invalid(e.to_string()))?;
+    }
     let mut names = Vec::new();
     if name.tag().is_some() {
         names.push(name.clone());
