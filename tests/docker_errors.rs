@@ -188,3 +188,37 @@ fn a_history_with_more_layers_than_the_image_is_refused() {
     );
     assert_eq!(s.run(&["images", "-q"]).ok().stdout, "");
 }
+
+#[test]
+fn a_command_given_as_one_string_is_a_list_of_one() {
+    let _docker = docker_lock();
+    let s = Strata::new();
+    let archive = demo_with_config(&s, "i9/string-cmd:1", |c| {
+        c["config"]["Cmd"] = "cat /etc/motd".into();
+        c["config"]["Entrypoint"] = "/bin/sh -c".into();
+    });
+    let path = archive.to_str().unwrap();
+    let theirs = docker_run(&["load", "-i", path]).ok();
+    let ours = s.run(&["load", "-i", path]).ok();
+    assert_eq!(ours.stdout, theirs.stdout);
+    let format = "{{json .Config.Cmd}} {{json .Config.Entrypoint}} {{.Id}}";
+    let args = ["image", "inspect", "--format", format, "i9/string-cmd:1"];
+    let theirs = docker_run(&args).ok();
+    assert_eq!(s.run(&args).ok().stdout, theirs.stdout);
+    assert!(
+        theirs
+            .stdout
+            .starts_with(r#"["cat /etc/motd"] ["/bin/sh -c"]"#)
+    );
+    docker_run(&["rmi", "i9/string-cmd:1"]).ok();
+    // Saved and loaded again, the config is byte for byte the same.
+    let again = s.path("again.tar");
+    s.run(&["save", "-o", again.to_str().unwrap(), "i9/string-cmd:1"])
+        .ok();
+    let other = Strata::new();
+    other.run(&["load", "-i", again.to_str().unwrap()]).ok();
+    assert_eq!(
+        other.run(&["images", "-q"]).ok().stdout,
+        s.run(&["images", "-q"]).ok().stdout
+    );
+}

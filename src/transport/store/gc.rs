@@ -79,9 +79,7 @@ impl Store {
                     {
                         live.insert(m.config().digest().clone());
                         if let Ok(config) = self.read_blob(m.config().digest())
-                            && let Ok(c) = serde_json::from_slice::<
-                                oci_spec::image::ImageConfiguration,
-                            >(&config)
+                            && let Ok(c) = crate::image::parse_config(&config)
                         {
                             diff_ids.extend(
                                 c.rootfs()
