@@ -222,3 +222,58 @@ fn a_command_given_as_one_string_is_a_list_of_one() {
         s.run(&["images", "-q"]).ok().stdout
     );
 }
+
+#[test]
+fn format_errors_on_a_row_read_as_docker_s() {
+    let _docker = docker_lock();
+    let s = both_with_demo();
+    for (command, format) in [
+        ("images", r#"{{index . "x"}}"#),
+        ("images", "{{len .}}"),
+        ("images", "{{. | len}}"),
+        ("images", "{{.Nope}}"),
+        ("images", "{{.ID}}\n  {{.Nope.X}}"),
+        ("images", "{{if .ID}}{{.Nope}}{{end}}"),
+        ("history", "{{.Nope}}"),
+        ("history", "{{len .}}"),
+    ] {
+        same_error(&s, &[command, "--format", format, DEMO]);
+    }
+    // Go prints the row's value where strata names its type.
+    for command in ["images", "history"] {
+        let args = [command, "--format", "{{range .}}x{{end}}", DEMO];
+        let theirs = docker_run(&args);
+        let ours = s.run(&args);
+        assert_eq!(ours.code, theirs.code);
+        let cut = |t: &str| message(t).split(" over ").next().unwrap().to_string();
+        assert_eq!(cut(&ours.stderr), cut(&theirs.stderr), "{args:?}");
+        assert_eq!(ours.stdout, "");
+    }
+    // What Go allows on a struct still renders.
+    let ok = s
+        .run(&[
+            "images",
+            "--format",
+            "{{.ID | len}} {{with .ID}}{{len .}}{{end}}",
+            DEMO,
+        ])
+        .ok();
+    assert_eq!(ok.stdout, "12 12\n");
+}
+
+#[test]
+fn a_malformed_reference_pattern_is_an_error_as_in_docker() {
+    let _docker = docker_lock();
+    let s = both_with_demo();
+    for filter in ["reference=[", "reference=x[]", "reference=a\\"] {
+        let (ours, _) = same_error(&s, &["images", "--filter", filter]);
+        assert_eq!(ours.stderr, "Error: syntax error in pattern\n");
+    }
+    // A well-formed pattern that matches nothing is an empty table, an
+    // empty range (`z-a`) included.
+    for filter in ["reference=[a-c]*", "reference=x[z-a]"] {
+        let args = ["images", "-q", "--filter", filter];
+        let theirs = docker_run(&args).ok();
+        assert_eq!(s.run(&args).ok().stdout, theirs.stdout);
+    }
+}

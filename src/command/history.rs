@@ -140,6 +140,13 @@ pub fn run(
             }
         })
         .collect();
-    format::write_rows(&mut out, &fmt, DEFAULT_TABLE, &headers, &rows)?;
+    format::write_rows_typed(
+        &mut out,
+        &fmt,
+        DEFAULT_TABLE,
+        &headers,
+        &rows,
+        format::RowType("image.historyContext"),
+    )?;
     Ok(outputs)
 }
