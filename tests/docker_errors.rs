@@ -234,6 +234,7 @@ fn format_errors_on_a_row_read_as_docker_s() {
         ("images", "{{.Nope}}"),
         ("images", "{{.ID}}\n  {{.Nope.X}}"),
         ("images", "{{if .ID}}{{.Nope}}{{end}}"),
+        ("images", "{{.ID.x}}"),
         ("history", "{{.Nope}}"),
         ("history", "{{len .}}"),
     ] {

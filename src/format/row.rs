@@ -23,7 +23,11 @@ pub(crate) fn misuse(src: &str, tree: &ListNode, row: &Value, ty: RowType) -> Op
     let Value::Map(fields) = row else {
         return None;
     };
-    let has = |name: &str| fields.contains_key(name);
+    let has = |name: &str| match fields.get(name) {
+        None => Field::Missing,
+        Some(Value::String(_)) => Field::Text,
+        Some(_) => Field::Other,
+    };
     let mut found = None;
     walk(tree, &mut |cmd: &CommandNode, at: Place| {
         if found.is_some() {
@@ -32,6 +36,15 @@ pub(crate) fn misuse(src: &str, tree: &ListNode, row: &Value, ty: RowType) -> Op
         found = command_misuse(src, cmd, at, &has, ty);
     });
     found
+}
+
+/// What a row has under a field name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Missing,
+    /// A string, which has no fields of its own.
+    Text,
+    Other,
 }
 
 /// Where a command stands in its pipeline.
@@ -84,7 +97,7 @@ fn command_misuse(
     src: &str,
     cmd: &CommandNode,
     place: Place,
-    has: &dyn Fn(&str) -> bool,
+    has: &dyn Fn(&str) -> Field,
     ty: RowType,
 ) -> Option<String> {
     let at = |offset: usize, context: String, message: String| {
@@ -93,15 +106,19 @@ fn command_misuse(
     };
     // Arguments are evaluated before the call, left to right.
     for arg in &cmd.args {
-        if let Expr::Field(pos, names) = arg
-            && !has(&names[0])
-        {
-            return Some(at(
-                field_offset(pos.offset, names),
-                format!(".{}", names.join(".")),
-                format!("can't evaluate field {} in type *{}", names[0], ty.0),
-            ));
-        }
+        let Expr::Field(pos, names) = arg else {
+            continue;
+        };
+        let message = match (has(&names[0]), names.get(1)) {
+            (Field::Missing, _) => format!("can't evaluate field {} in type *{}", names[0], ty.0),
+            (Field::Text, Some(next)) => format!("can't evaluate field {next} in type string"),
+            _ => continue,
+        };
+        return Some(at(
+            field_offset(pos.offset, names),
+            format!(".{}", names.join(".")),
+            message,
+        ));
     }
     // The row as the first argument, or piped in as the last (`. | len`).
     let call = match cmd.args.as_slice() {
@@ -221,6 +238,10 @@ mod tests {
         assert_eq!(
             check("{{.ID}}\n  {{.Nope.X}}").unwrap(),
             "template: :2:9: executing \"\" at <.Nope.X>: can't evaluate field Nope in type *formatter.imageContext"
+        );
+        assert_eq!(
+            check("{{.ID.x}}").unwrap(),
+            "template: :1:5: executing \"\" at <.ID.x>: can't evaluate field x in type string"
         );
         assert_eq!(
             check("{{. | len}}").unwrap(),
