@@ -229,6 +229,8 @@ fn transformed<'a>(
     let sink = store.sink().unlisted();
     let made =
         crate::plugin::image::transform(store, &sink, source.source.as_ref(), &source.what, &t)?;
+    // Committed unlisted, the result is kept by this lease alone.
+    let lease = store.lease_staged(&[super::pull::made_descriptor(&made)])?;
     sink.commit()?;
     super::show_plugin_lines(ui, &lines);
     Ok(Opened {
@@ -236,7 +238,7 @@ fn transformed<'a>(
         what: made,
         repository: None,
         registry: None,
-        _lease: None,
+        _lease: Some(lease),
     })
 }
 

@@ -322,6 +322,16 @@ pub(crate) fn made_top(what: &Copyable) -> crate::image::RawManifest {
     }
 }
 
+/// A descriptor of a copyable's top manifest, to lease it.
+pub(crate) fn made_descriptor(what: &Copyable) -> oci_spec::image::Descriptor {
+    let top = made_top(what);
+    oci_spec::image::Descriptor::new(
+        top.media_type.as_str().into(),
+        top.bytes.len() as u64,
+        top.digest,
+    )
+}
+
 /// The image ID of a copyable (an index's first image).
 pub(crate) fn made_id(what: &Copyable) -> String {
     match what {

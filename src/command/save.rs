@@ -64,16 +64,22 @@ pub fn run(
         // the child this host uses.
         whats.push(store.copyable(image)?.0);
     }
-    if !args.transform.is_empty() {
+    let _transformed_lease = if args.transform.is_empty() {
+        None
+    } else {
         let lines = std::sync::Arc::default();
         let t = ctx.transforms(&args.transform, &lines)?;
         let sink = store.sink().unlisted();
         for w in whats.iter_mut() {
             *w = crate::plugin::image::transform(store, &sink, store, w, &t)?;
         }
+        // Committed unlisted, the results are kept by this lease alone.
+        let made: Vec<_> = whats.iter().map(super::pull::made_descriptor).collect();
+        let lease = store.lease_staged(&made)?;
         sink.commit()?;
         super::show_plugin_lines(ui, &lines);
-    }
+        Some(lease)
+    };
     let selected: Vec<(crate::copy::Copyable, Vec<Reference>)> = whats
         .into_iter()
         .zip(selected.iter().map(|(_, names)| names.clone()))

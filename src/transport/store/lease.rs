@@ -30,7 +30,7 @@ impl Drop for Lease {
 }
 
 impl Store {
-    fn leases_dir(&self) -> PathBuf {
+    pub(super) fn leases_dir(&self) -> PathBuf {
         self.private().join("leases")
     }
 
@@ -39,12 +39,23 @@ impl Store {
     /// is still here: a collection that ran between finding an image and
     /// leasing it is an error asking to run again, never a half-read image.
     pub fn lease(&self, roots: &[Descriptor]) -> Result<Lease, StoreError> {
+        self.take_lease(roots, true)
+    }
+
+    /// Takes a lease on manifests a transaction has staged but not yet
+    /// committed, such as a transform's results committed unlisted: taken
+    /// before the commit, it leaves no moment in which a collection could
+    /// take them between the commit and their use.
+    pub fn lease_staged(&self, roots: &[Descriptor]) -> Result<Lease, StoreError> {
+        self.take_lease(roots, false)
+    }
+
+    fn take_lease(&self, roots: &[Descriptor], present: bool) -> Result<Lease, StoreError> {
         let dir = self.leases_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
         let bytes = serde_json::to_vec(roots)
             .map_err(|e| StoreError::io("write", &dir, std::io::Error::other(e.to_string())))?;
         let _guard = self.lock()?;
-        if let Some(gone) = roots.iter().find(|d| !self.has_blob(d.digest())) {
+        if present && let Some(gone) = roots.iter().find(|d| !self.has_blob(d.digest())) {
             return Err(StoreError::Raced(gone.digest().clone()));
         }
         let path = temp_path(&dir, "lease");
@@ -172,6 +183,30 @@ mod tests {
         store.remove("lease/me:1", false).unwrap();
         assert!(all.iter().all(|d| !store.has_blob(d)));
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn manifests_not_yet_committed_may_be_leased_as_staged() {
+        let (_dir, store, image) = store_with_image();
+        let all = blobs_of(&store, &image);
+        // As a transform's results are: unlisted once committed.
+        let staged = store
+            .lease_staged(std::slice::from_ref(&image.descriptor))
+            .unwrap();
+        std::fs::write(store.index_path(), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+        store.gc().unwrap();
+        assert!(all.iter().all(|d| store.has_blob(d)), "kept by the lease");
+        drop(staged);
+        store.gc().unwrap();
+        assert!(all.iter().all(|d| !store.has_blob(d)));
+        // Not there at all: a staged lease is taken, a plain one refused.
+        let absent = Descriptor::new(
+            oci_spec::image::MediaType::ImageManifest,
+            2,
+            crate::digest::sha256_of(b"{}"),
+        );
+        store.lease_staged(std::slice::from_ref(&absent)).unwrap();
+        assert!(store.lease(std::slice::from_ref(&absent)).is_err());
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl Store {
             self.private().join("ingest"),
             self.private().join("layers"),
             self.private().join("images"),
+            self.leases_dir(),
         ] {
             std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
         }
