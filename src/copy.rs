@@ -299,6 +299,26 @@ fn transfer_all(
     }
 }
 
+/// Content that does not match its digest or size came so from the source;
+/// a sink that checks it only noticed. The error names the source (the
+/// archive being loaded), not the store it was refused by.
+fn blame_source(e: TransportError, source: &dyn Source, sink: &dyn Sink) -> TransportError {
+    match e {
+        TransportError::Corrupt {
+            place,
+            what,
+            digest,
+            reason,
+        } if place == sink.place() => TransportError::Corrupt {
+            place: source.place(),
+            what,
+            digest,
+            reason,
+        },
+        other => other,
+    }
+}
+
 fn transfer(
     source: &dyn Source,
     sink: &dyn Sink,
@@ -354,7 +374,7 @@ fn transfer(
                     None => return Err(e),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(blame_source(e, source, sink)),
         }
     }
     progress.event(Event::BlobDone {
@@ -569,9 +589,10 @@ mod tests {
             reason: "content does not match its digest".into(),
         };
         let sink = Flaky::new([corrupt]);
+        // The sink noticed; the error names where the bytes came from.
         assert!(matches!(
             run(&sink).unwrap_err(),
-            TransportError::Corrupt { .. }
+            TransportError::Corrupt { place, .. } if place == "memory"
         ));
         assert_eq!(sink.layer_writes.load(Ordering::SeqCst), 1);
     }

@@ -66,6 +66,10 @@ pub enum ImageError {
         /// Diff IDs in the config.
         diff_ids: usize,
     },
+    /// The config's history claims more layers than the image has (docker's
+    /// words; docker refuses to store such an image).
+    #[error("too many non-empty layers in History section")]
+    HistoryLayers,
     /// The config bytes are not the blob the manifest names.
     #[error("config for manifest {manifest} does not match its digest {expected}")]
     ConfigDigest {
@@ -218,8 +222,7 @@ impl Image {
             digest: config_digest.clone(),
             reason,
         };
-        let config: ImageConfiguration =
-            serde_json::from_slice(&config_bytes).map_err(|e| invalid_config(e.to_string()))?;
+        let config = parse_config(&config_bytes).map_err(|e| invalid_config(e.to_string()))?;
         let config_json: serde_json::Value =
             serde_json::from_slice(&config_bytes).map_err(|e| invalid_config(e.to_string()))?;
         let diff_ids = config.rootfs().diff_ids();
@@ -269,6 +272,22 @@ impl Image {
     pub fn config_bytes(&self) -> &[u8] {
         &self.config_bytes
     }
+    /// Checks that the history has no more non-empty entries than the
+    /// image has layers, as docker does before storing an image (`history`
+    /// would show rows for layers that do not exist).
+    pub fn check_history(&self) -> Result<(), ImageError> {
+        let non_empty = self
+            .config
+            .history()
+            .iter()
+            .flatten()
+            .filter(|h| !h.empty_layer().unwrap_or(false))
+            .count();
+        if non_empty > self.layers.len() {
+            return Err(ImageError::HistoryLayers);
+        }
+        Ok(())
+    }
     /// The parsed config.
     pub fn config(&self) -> &ImageConfiguration {
         &self.config
@@ -293,6 +312,23 @@ impl Image {
     pub fn chain_ids(&self) -> Vec<Digest> {
         chain_ids(self.layers.iter().map(|l| &l.diff_id))
     }
+}
+
+/// Parses an image config as docker reads it: `Cmd`, `Entrypoint` and
+/// `Shell` may be one string (docker's `StrSlice`), which means a list of
+/// one. The bytes themselves are not changed, so the image ID is not.
+pub fn parse_config(bytes: &[u8]) -> Result<ImageConfiguration, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+        for key in ["Cmd", "Entrypoint", "Shell"] {
+            if let Some(v) = config.get_mut(key)
+                && v.is_string()
+            {
+                *v = serde_json::Value::Array(vec![v.take()]);
+            }
+        }
+    }
+    serde_json::from_value(value)
 }
 
 /// Docker's layer chain IDs: the first is the base diff ID, each next one
@@ -452,6 +488,42 @@ mod tests {
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_command_may_be_one_string_as_docker_has_it() {
+        let config = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":"cat /etc/motd","Entrypoint":["/bin/sh","-c"],"Shell":null},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let parsed = parse_config(config).unwrap();
+        let c = parsed.config().as_ref().unwrap();
+        assert_eq!(c.cmd().as_deref(), Some(&["cat /etc/motd".to_string()][..]));
+        assert_eq!(c.entrypoint().as_ref().unwrap().len(), 2);
+        assert!(parse_config(br#"{"config":{"Cmd":7}}"#).is_err());
+    }
+
+    #[test]
+    fn a_history_may_not_claim_more_layers_than_the_image_has() {
+        let layer = digest::sha256_of(b"l").to_string();
+        let with_history = |history: serde_json::Value| {
+            let config = serde_json::to_vec(&serde_json::json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [layer]},
+                "history": history,
+            }))
+            .unwrap();
+            Image::new(manifest_for(&config, &[&layer]), config).unwrap()
+        };
+        let one = serde_json::json!({"created_by": "ADD"});
+        let empty = serde_json::json!({"created_by": "ENV", "empty_layer": true});
+        with_history(serde_json::json!([one, empty, empty]))
+            .check_history()
+            .unwrap();
+        let e = with_history(serde_json::json!([one, empty, one]))
+            .check_history()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "too many non-empty layers in History section"
+        );
     }
 
     fn manifest_for(config: &[u8], layers: &[&str]) -> RawManifest {

@@ -151,7 +151,10 @@ fn a_legacy_layer_that_does_not_match_its_diff_id_is_refused() {
             Some(d)
         })
     });
-    refused(&s, &bad, "does not match");
+    let err = refused(&s, &bad, "does not match");
+    // The archive's content is wrong, not the store that refused it.
+    assert!(err.starts_with("Error: archive "), "{err}");
+    assert!(err.contains("bad-legacy.tar"), "names the archive: {err}");
 }
 
 #[test]
@@ -202,7 +205,7 @@ fn unknown_names_are_reported_as_docker_does() {
             "Error: No such image: nosuch:latest\n",
         ),
         (
-            &["save", "-o", "/dev/null", "nosuch:1"][..],
+            &["save", "-o", "/tmp/strata-never-written.tar", "nosuch:1"][..],
             "Error: No such image: nosuch:1\n",
         ),
         (&["rmi", "nosuch"][..], "Error: No such image: nosuch\n"),

@@ -310,8 +310,11 @@ pub struct UmountArgs {
 /// `pull [OPTIONS] NAME[:TAG|@DIGEST]`
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Download all platforms of a multi-platform image, keeping its index.
+    /// Download all tagged images in the repository.
     #[arg(short, long)]
+    pub all_tags: bool,
+    /// Download all platforms of a multi-platform image, keeping its index.
+    #[arg(long)]
     pub all_platforms: bool,
     /// Pull this platform (os/arch[/variant]) instead of the host's.
     #[arg(long, value_name = "string")]
@@ -606,6 +609,7 @@ impl From<PullArgs> for PullRequest {
         PullRequest {
             image: a.name,
             all_platforms: a.all_platforms,
+            all_tags: a.all_tags,
             platform: a.platform,
             quiet: a.quiet,
             max_concurrent_downloads: a.max_concurrent_downloads,

@@ -44,13 +44,17 @@ pub fn main() -> i32 {
         }
     };
     match run(cli) {
+        Ok(()) if ui::stdout_closed() => SIGPIPE_STATUS,
         Ok(()) => 0,
         Err(e) => {
             if let Some(Reported(code)) = e.downcast_ref::<Reported>() {
                 return *code;
             }
-            if is_broken_pipe(&e) {
-                return 0;
+            // The reader of our output went away: docker dies of SIGPIPE
+            // there, silently, and the shell sees 128 + 13. An archive on
+            // standard output is no such output: its loss is reported.
+            if ui::stdout_closed() {
+                return SIGPIPE_STATUS;
             }
             // Several items failed: one line each, as docker prints them.
             if let Some(CommandError::Partial(messages)) = e.downcast_ref::<CommandError>() {
@@ -97,12 +101,8 @@ fn without_os_error(text: &str) -> String {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
-}
+/// The status a shell shows for a process killed by SIGPIPE.
+const SIGPIPE_STATUS: i32 = 128 + libc::SIGPIPE;
 
 /// docker's confirmation: the question and ` [y/N] ` on standard output,
 /// then one answer from standard input; only `y` or `Y` goes on (no input

@@ -117,7 +117,7 @@ impl Transfer {
         let i = state.lines.len() - 1;
         state.by_digest.insert(digest.clone(), i);
         if !self.terminal {
-            println!("{id}: {status}");
+            self.print(&format!("{id}: {status}\n"));
         }
         i
     }
@@ -127,7 +127,7 @@ impl Transfer {
             state.lines[i].status = status.to_string();
             state.lines[i].bar = false;
             if !self.terminal {
-                println!("{}: {status}", state.lines[i].id);
+                self.print(&format!("{}: {status}\n", state.lines[i].id));
             }
         }
     }
@@ -159,7 +159,13 @@ impl Transfer {
         }
         state.drawn = state.lines.len();
         state.last_draw = Some(Instant::now());
-        let mut out = std::io::stdout().lock();
+        self.print(&text);
+    }
+
+    /// Progress is no reason to fail: a closed pipe is noted (the command
+    /// then ends as docker does, see `ui::stdout_closed`), never a panic.
+    fn print(&self, text: &str) {
+        let mut out = super::ui::Stdout(std::io::stdout().lock());
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }

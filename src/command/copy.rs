@@ -20,7 +20,7 @@ use crate::transport::archive::{
 };
 use crate::transport::layout::{LayoutSink, LayoutSource};
 use crate::transport::registry::{PlatformChoice, Repository, RepositorySink, auth};
-use crate::transport::store::{Store, StoreSink, Target, temp_path};
+use crate::transport::store::{Lease, Store, StoreSink, StoredImage, Target, temp_path};
 use crate::transport::{Sink, Source, TransportError};
 
 use super::{CommandError, Context, TransferMode, TransferView, Ui};
@@ -155,6 +155,8 @@ struct Opened<'a> {
     repository: Option<String>,
     /// The registry and repository path, for mounts within one registry.
     registry: Option<(String, String)>,
+    /// For a local image: keeps its blobs in the store until the copy ends.
+    _lease: Option<Lease>,
 }
 
 fn open_source<'a>(
@@ -168,6 +170,7 @@ fn open_source<'a>(
         what,
         repository: None,
         registry: None,
+        _lease: None,
     };
     match address {
         Address::Registry(name) => {
@@ -180,6 +183,7 @@ fn open_source<'a>(
                 what,
                 repository: Some(format!("{}/{}", name.domain(), name.path())),
                 registry: Some((name.domain().to_string(), name.path().to_string())),
+                _lease: None,
             })
         }
         Address::Layout { dir, reference } => {
@@ -200,8 +204,13 @@ fn open_source<'a>(
         }
         Address::Store(query) => {
             let store = ctx.store()?;
-            let what = from_store(store, query, choice, ui)?;
-            Ok(opened(Box::new(store.clone()), what))
+            let image = store.lookup(query)?;
+            let lease = store.lease(std::slice::from_ref(&image.descriptor))?;
+            let what = from_store(store, query, image, choice, ui)?;
+            Ok(Opened {
+                _lease: Some(lease),
+                ..opened(Box::new(store.clone()), what)
+            })
         }
     }
 }
@@ -220,6 +229,8 @@ fn transformed<'a>(
     let sink = store.sink().unlisted();
     let made =
         crate::plugin::image::transform(store, &sink, source.source.as_ref(), &source.what, &t)?;
+    // Committed unlisted, the result is kept by this lease alone.
+    let lease = store.lease_staged(&[super::pull::made_descriptor(&made)])?;
     sink.commit()?;
     super::show_plugin_lines(ui, &lines);
     Ok(Opened {
@@ -227,6 +238,7 @@ fn transformed<'a>(
         what: made,
         repository: None,
         registry: None,
+        _lease: Some(lease),
     })
 }
 
@@ -255,10 +267,10 @@ fn open_archive(ctx: &Context, path: &Path) -> Result<ArchiveSource, CommandErro
 fn from_store(
     store: &Store,
     query: &str,
+    image: StoredImage,
     choice: &PlatformChoice,
     ui: &dyn Ui,
 ) -> Result<Copyable, CommandError> {
-    let image = store.lookup(query)?;
     let (what, cut) = store.copyable(&image)?;
     let place = format!("local image {query}");
     if !cut {

@@ -75,7 +75,11 @@ pub fn run(
         let size = if h.empty_layer().unwrap_or(false) {
             0
         } else {
-            layers.next().unwrap_or(0)
+            // A row per layer at most: docker refuses a history that
+            // claims more layers than the image has.
+            layers.next().ok_or_else(|| {
+                CommandError::Invalid("too many non-empty layers in History section".into())
+            })?
         };
         let created = h.created().as_deref().and_then(parse_time);
         let created_by = h
@@ -136,6 +140,13 @@ pub fn run(
             }
         })
         .collect();
-    format::write_rows(&mut out, &fmt, DEFAULT_TABLE, &headers, &rows)?;
+    format::write_rows_typed(
+        &mut out,
+        &fmt,
+        DEFAULT_TABLE,
+        &headers,
+        &rows,
+        format::RowType("image.historyContext"),
+    )?;
     Ok(outputs)
 }

@@ -153,6 +153,13 @@ pub fn run(
             created,
         });
     }
+    // docker's daemon matches each name against each pattern, and a
+    // malformed pattern fails the listing as soon as there is a name.
+    if stored.iter().any(|s| !s.names.is_empty())
+        && filters.references.iter().any(|p| !is_valid_pattern(p))
+    {
+        return Err(CommandError::Invalid("syntax error in pattern".into()));
+    }
     listed.retain_mut(|l| keep(l, &filters));
     listed.sort_by_key(|l| std::cmp::Reverse(l.created));
     let now = chrono::Utc::now();
@@ -202,7 +209,14 @@ pub fn run(
         DEFAULT_TABLE
     };
     let fmt = OutputFormat::parse(args.format.as_deref());
-    format::write_rows(&mut out, &fmt, default, HEADERS, &rows)?;
+    format::write_rows_typed(
+        &mut out,
+        &fmt,
+        default,
+        HEADERS,
+        &rows,
+        format::RowType("formatter.imageContext"),
+    )?;
     Ok(outputs)
 }
 
@@ -260,6 +274,59 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     glob_at(&p, &t)
+}
+
+/// Whether Go's `path.Match` accepts `pattern` (it checks the whole of it,
+/// matching or not): every `\` escapes a character, every `[` class is
+/// closed and not empty, and no `-` or `]` stands where a member must.
+pub fn is_valid_pattern(pattern: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    // One class member: a character, or `\` and one; never a bare `-` or `]`.
+    let member = |i: usize| -> Option<(char, usize)> {
+        match p.get(i)? {
+            '-' | ']' => None,
+            '\\' => p.get(i + 1).map(|&c| (c, i + 2)),
+            &c => Some((c, i + 1)),
+        }
+    };
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' => {
+                if i + 1 >= p.len() {
+                    return false;
+                }
+                i += 2;
+            }
+            '[' => {
+                i += 1;
+                if p.get(i) == Some(&'^') {
+                    i += 1;
+                }
+                let mut ranges = 0;
+                loop {
+                    if p.get(i) == Some(&']') && ranges > 0 {
+                        i += 1;
+                        break;
+                    }
+                    let Some((_lo, next)) = member(i) else {
+                        return false;
+                    };
+                    i = next;
+                    if p.get(i) == Some(&'-') {
+                        // `z-a` is an empty range, not a malformed one.
+                        let Some((_hi, next)) = member(i + 1) else {
+                            return false;
+                        };
+                        i = next;
+                    }
+                    ranges += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
 }
 
 fn glob_at(p: &[char], t: &[char]) -> bool {
@@ -356,6 +423,19 @@ mod tests {
         assert!(!glob_match("[a-m]ginx", "nginx"));
         assert!(glob_match("[^a-m]ginx", "nginx"));
         assert!(glob_match("nginx:1.[0-9]", "nginx:1.7"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused_as_go_refuses_them() {
+        for good in ["ngin*", "[a-m]ginx", "[^a-m]x", "a\\*b", "[\\]]", "x[z-a]"] {
+            assert!(is_valid_pattern(good), "{good}");
+        }
+        let bad = [
+            "[", "ab[", "[]", "[]a]", "x[a-]", "[-a]", "a\\", "[a", "[^]",
+        ];
+        for bad in bad {
+            assert!(!is_valid_pattern(bad), "{bad}");
+        }
     }
 
     #[test]

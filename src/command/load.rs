@@ -55,6 +55,13 @@ pub fn run(
     } else {
         Some(ctx.transforms(&args.transform, &lines)?)
     };
+    // docker stores no image whose history claims layers it does not have.
+    for image in source.images() {
+        for i in image.what.images() {
+            i.check_history()
+                .map_err(|e| CommandError::Invalid(e.to_string()))?;
+        }
+    }
     // What each image became (itself, without transforms).
     let mut made = Vec::new();
     for image in source.images() {

@@ -61,6 +61,8 @@ pub fn mount(
         return Ok(serde_json::json!({ "mounts": listed }));
     };
     let found = store.lookup(name)?;
+    // The layers stay while they are unpacked, whatever an `rmi` does.
+    let _lease = store.lease(std::slice::from_ref(&found.descriptor))?;
     let options = MountOptions {
         target: args.target.clone(),
         rw: args.rw,

@@ -120,6 +120,7 @@ fn push_one(
     ui: &dyn Ui,
 ) -> Result<crate::image::RawManifest, CommandError> {
     let store = ctx.store()?;
+    let _lease = store.lease(std::slice::from_ref(&image.descriptor))?;
     let (what, cut) = store.copyable(image)?;
     if cut {
         // Pushing one platform under the tag would change what it names.

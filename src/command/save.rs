@@ -40,6 +40,9 @@ pub fn run(
     args: &SaveRequest,
     ui: &dyn Ui,
 ) -> Result<serde_json::Value, CommandError> {
+    if let Some(path) = &args.output {
+        check_output_path(path)?;
+    }
     let store = ctx.store()?;
     let compression = match &args.compress {
         Some(c) => OutputCompression::parse(c).ok_or_else(|| {
@@ -51,22 +54,32 @@ pub fn run(
     };
     let images = store.list()?;
     let selected = select(&images, &args.images)?;
+    // What is being saved stays until the archive is written, whatever an
+    // `rmi` does meanwhile.
+    let roots: Vec<_> = selected.iter().map(|(i, _)| i.descriptor.clone()).collect();
+    let _lease = store.lease(&roots)?;
     let mut whats = Vec::with_capacity(selected.len());
     for (image, _) in &selected {
         // An index travels whole when all its children are here; otherwise
         // the child this host uses.
         whats.push(store.copyable(image)?.0);
     }
-    if !args.transform.is_empty() {
+    let _transformed_lease = if args.transform.is_empty() {
+        None
+    } else {
         let lines = std::sync::Arc::default();
         let t = ctx.transforms(&args.transform, &lines)?;
         let sink = store.sink().unlisted();
         for w in whats.iter_mut() {
             *w = crate::plugin::image::transform(store, &sink, store, w, &t)?;
         }
+        // Committed unlisted, the results are kept by this lease alone.
+        let made: Vec<_> = whats.iter().map(super::pull::made_descriptor).collect();
+        let lease = store.lease_staged(&made)?;
         sink.commit()?;
         super::show_plugin_lines(ui, &lines);
-    }
+        Some(lease)
+    };
     let selected: Vec<(crate::copy::Copyable, Vec<Reference>)> = whats
         .into_iter()
         .zip(selected.iter().map(|(_, names)| names.clone()))
@@ -74,13 +87,10 @@ pub fn run(
     let view = ui.transfer(super::TransferMode::Save, false);
     match &args.output {
         Some(path) => {
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            let tmp = temp_path(dir, ".strata-save");
+            let tmp = temp_path(output_dir(path), ".strata-save");
+            // The temporary file is ours; the user knows the output's name.
             let file = File::create(&tmp)
-                .map_err(|e| CommandError::io(format!("cannot create {}", tmp.display()), e))?;
+                .map_err(|e| CommandError::io(format!("cannot create {}", path.display()), e))?;
             let result = write(
                 store,
                 &selected,
@@ -132,6 +142,50 @@ pub fn run(
         "output": args.output.as_ref().map(|p| p.display().to_string()),
         "images": saved,
     }))
+}
+
+/// The directory `-o PATH` goes into.
+fn output_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// docker's checks of `-o PATH`, before anything else and in its words:
+/// its directory must exist, and the path, if there, be a directory or a
+/// regular file (never a device, which the finished archive would replace).
+fn check_output_path(path: &Path) -> Result<(), CommandError> {
+    let failed = |reason: String| CommandError::Invalid(format!("failed to save image: {reason}"));
+    let dir = output_dir(path);
+    if dir != Path::new(".")
+        && let Err(e) = std::fs::metadata(dir)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(failed(format!(
+            "invalid output path: directory {:?} does not exist",
+            dir.display().to_string()
+        )));
+    }
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CommandError::io(
+            format!("failed to save image: stat {}", path.display()),
+            e,
+        )),
+        Ok(m) if m.is_dir() || m.is_file() => Ok(()),
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = m.file_type();
+            if kind.is_block_device() || kind.is_char_device() {
+                return Err(failed(format!(
+                    "invalid output path: {:?} must be a directory or a regular file: got a device",
+                    path.display().to_string()
+                )));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn write(
@@ -195,7 +249,12 @@ fn select<'a>(
                 }
             }
             if !found {
-                add(lookup_in(images, q)?, None);
+                // docker's save names a repository it has no tag of as typed.
+                let image = lookup_in(images, q).map_err(|e| match e {
+                    LookupError::NotFound(_) => LookupError::NotFound(q.clone()),
+                    other => other,
+                })?;
+                add(image, None);
             }
             continue;
         }

@@ -205,7 +205,14 @@ pub fn run(
         .collect();
     let fmt = OutputFormat::parse(args.format.as_deref());
     let mut out = ui.stdout();
-    format::write_rows(&mut out, &fmt, DEFAULT_TABLE, HEADERS, &rows)?;
+    format::write_rows_typed(
+        &mut out,
+        &fmt,
+        DEFAULT_TABLE,
+        HEADERS,
+        &rows,
+        format::RowType("search.searchContext"),
+    )?;
     Ok(outputs)
 }
 

@@ -6,6 +6,7 @@ mod check;
 mod duration;
 mod funcs;
 mod json;
+mod row;
 mod size;
 mod table;
 mod template;
@@ -14,8 +15,9 @@ mod time;
 mod tz;
 
 pub use duration::{created_since, human_duration};
+pub use row::RowType;
 pub use size::{format_g, human_size, human_size_precision};
 pub use table::TableWriter;
-pub use template::{FormatError, OutputFormat, Template, write_rows};
+pub use template::{FormatError, OutputFormat, Template, write_rows, write_rows_typed};
 pub use text::{ellipsis, truncate_id};
 pub use time::{go_time_string, rfc3339_local, rfc3339_nano};

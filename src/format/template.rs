@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::check::{self, Problem};
 use super::funcs::{self, ContextRoot};
+use super::row::{self, RowType};
 use super::table::TableWriter;
 
 /// What the user asked `--format` to be.
@@ -73,6 +74,10 @@ pub enum FormatError {
 /// `join`, `title`, `lower`, `upper`, `pad`, `truncate`, besides Go's
 /// builtins (`printf`, `println`, `index`, `len`, ...).
 pub struct Template {
+    /// The source, for positions in errors.
+    source: String,
+    /// The parsed tree, for the checks Go makes on a row (see `row`).
+    tree: gotmpl::parse::ListNode,
     /// The template as docker runs it on rows.
     body: gotmpl::Template,
     /// The same source with docker's header functions, which pass header
@@ -94,6 +99,7 @@ impl Template {
         if let Some(problem) = check::structure(src) {
             problems.push(located(src, problem));
         }
+        let mut parsed = None;
         match gotmpl::parse::Parser::new(src, "{{", "}}").and_then(|p| p.parse()) {
             Ok((tree, defines)) => {
                 if let Some(problem) =
@@ -101,6 +107,7 @@ impl Template {
                 {
                     problems.push(located(src, problem));
                 }
+                parsed = Some(tree);
             }
             Err(e) => problems.push(gotmpl_problem(&e)),
         }
@@ -117,7 +124,12 @@ impl Template {
                 FormatError::Parse(format!("template: :{line}: {message}"))
             })
         };
+        let Some(tree) = parsed else {
+            unreachable!("a template that did not parse has a problem")
+        };
         Ok(Template {
+            source: src.to_string(),
+            tree,
             body: compile(funcs::with_docker_functions(gotmpl::Template::new("")))?,
             header: compile(funcs::with_header_functions(gotmpl::Template::new("")))?,
         })
@@ -130,7 +142,7 @@ impl Template {
     pub fn strict(self) -> Template {
         Template {
             body: self.body.missing_key(MissingKey::Error),
-            header: self.header,
+            ..self
         }
     }
 
@@ -218,6 +230,32 @@ pub fn write_rows<W: Write, R: Serialize>(
     headers: &[(&str, &str)],
     rows: &[R],
 ) -> Result<(), FormatError> {
+    write_rows_of(out, format, default_table, headers, rows, None)
+}
+
+/// [`write_rows`] for rows docker renders from a Go struct of type `ty`:
+/// what Go refuses on a struct (ranging over it, `index` or `len` of it,
+/// a field it lacks) fails as in docker, with Go's position and wording,
+/// before any row is written (and, as in docker, only when there are rows).
+pub fn write_rows_typed<W: Write, R: Serialize>(
+    out: &mut W,
+    format: &OutputFormat,
+    default_table: &str,
+    headers: &[(&str, &str)],
+    rows: &[R],
+    ty: RowType,
+) -> Result<(), FormatError> {
+    write_rows_of(out, format, default_table, headers, rows, Some(ty))
+}
+
+fn write_rows_of<W: Write, R: Serialize>(
+    out: &mut W,
+    format: &OutputFormat,
+    default_table: &str,
+    headers: &[(&str, &str)],
+    rows: &[R],
+    ty: Option<RowType>,
+) -> Result<(), FormatError> {
     let source = match format {
         OutputFormat::Table => default_table.strip_prefix("table").unwrap_or(default_table),
         OutputFormat::TableTemplate(source) | OutputFormat::Template(source) => source.as_str(),
@@ -230,8 +268,14 @@ pub fn write_rows<W: Write, R: Serialize>(
     let template = Template::parse(&source)?.strict();
 
     let mut body = String::new();
-    for row in rows {
+    for (i, row) in rows.iter().enumerate() {
         let value = to_value(row)?;
+        if i == 0
+            && let Some(ty) = ty
+            && let Some(message) = row::misuse(&template.source, &template.tree, &value, ty)
+        {
+            return Err(FormatError::Execute(message));
+        }
         let _context = ContextRoot::enter(&value);
         body.push_str(&template.render_value(&value)?);
         body.push('\n');

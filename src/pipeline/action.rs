@@ -21,7 +21,7 @@ use super::yaml::{Mode, Node, NodeKind, YamlError, from_node};
 /// the outputs each one gives (`steps.ID.outputs.NAME`).
 pub const ACTIONS: &[(&str, &[&str])] = &[
     ("search", &["results"]),
-    ("pull", &["id", "digest", "reference"]),
+    ("pull", &["id", "digest", "reference", "pulled"]),
     ("push", &["reference", "digest", "size", "pushed"]),
     ("tag", &["reference", "id"]),
     ("save", &["output", "images"]),

@@ -58,7 +58,7 @@ fn check(plugin: &Plugin, before: &[u8], after: &[u8]) -> Result<(), PluginError
         }
     }
     // It must still be an image config strata can read.
-    serde_json::from_slice::<oci_spec::image::ImageConfiguration>(after)
+    crate::image::parse_config(after)
         .map_err(|e| bad(format!("answered a config that is not valid: {e}")))?;
     Ok(())
 }

@@ -378,8 +378,7 @@ impl ArchiveSource {
                 return Ok(image);
             }
         }
-        let parsed: oci_spec::image::ImageConfiguration =
-            serde_json::from_slice(&config).map_err(|e| self.bad(&item.config, e))?;
+        let parsed = crate::image::parse_config(&config).map_err(|e| self.bad(&item.config, e))?;
         let diff_ids = parsed.rootfs().diff_ids();
         if diff_ids.len() != item.layers.len() {
             return Err(self.bad(

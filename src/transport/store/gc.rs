@@ -63,6 +63,8 @@ impl Store {
         // Kept plugin artifacts are roots too (they are no images to list).
         live.extend(self.artifact_blobs());
         let mut todo: Vec<oci_spec::image::Descriptor> = self.entries()?.descriptors().to_vec();
+        // So are the images running commands read (save, push, copy, mount).
+        todo.extend(self.lease_roots());
         while let Some(d) = todo.pop() {
             if !live.insert(d.digest().clone()) {
                 continue;
@@ -77,9 +79,7 @@ impl Store {
                     {
                         live.insert(m.config().digest().clone());
                         if let Ok(config) = self.read_blob(m.config().digest())
-                            && let Ok(c) = serde_json::from_slice::<
-                                oci_spec::image::ImageConfiguration,
-                            >(&config)
+                            && let Ok(c) = crate::image::parse_config(&config)
                         {
                             diff_ids.extend(
                                 c.rootfs()

@@ -22,6 +22,7 @@ mod check;
 mod gc;
 mod images;
 mod index;
+mod lease;
 mod lock;
 mod meta;
 mod mounts;
@@ -36,6 +37,7 @@ pub use check::{CheckReport, Problem};
 pub use gc::GcReport;
 pub use images::{LookupError, StoredImage, Target, lookup_in};
 pub use index::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, NameChange, entry_name, named};
+pub use lease::Lease;
 pub use meta::{LayerInfo, TransformRecord};
 pub use mounts::{MountKind, MountRecord};
 pub use ops::{Removal, RemoveError, TagError};
@@ -138,6 +140,7 @@ impl Store {
             self.private().join("ingest"),
             self.private().join("layers"),
             self.private().join("images"),
+            self.leases_dir(),
         ] {
             std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
         }

@@ -50,6 +50,9 @@ pub enum TagError {
     /// The target names a digest.
     #[error("refusing to create a tag with a digest reference")]
     Digest,
+    /// The target's name is `sha256`, which `sha256:HEX` would mean too.
+    #[error("refusing to create an ambiguous tag using digest algorithm as name")]
+    AlgorithmName,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,6 +64,11 @@ impl Store {
         let target = Reference::parse(target)?;
         if target.digest().is_some() {
             return Err(TagError::Digest);
+        }
+        // `sha256:b1dc` would name the image `sha256`, tag `b1dc`, and later
+        // be read as an ID prefix; docker refuses it.
+        if target.familiar_name() == "sha256" {
+            return Err(TagError::AlgorithmName);
         }
         let target = target.with_default_tag();
         let _guard = self.lock()?;
