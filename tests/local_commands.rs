@@ -543,3 +543,77 @@ fn save_refuses_to_write_an_archive_to_a_terminal() {
         load.stdout
     );
 }
+
+/// Ctrl-C at `login`'s password prompt ends the command by SIGINT with the
+/// terminal's echo back on (it is off while the password is typed).
+#[test]
+fn ctrl_c_at_the_password_prompt_restores_echo() {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use rustix::termios::{LocalModes, tcgetattr};
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::ExitStatusExt;
+
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let echo = || {
+        tcgetattr(&terminal)
+            .unwrap()
+            .local_modes
+            .contains(LocalModes::ECHO)
+    };
+    assert!(echo(), "a new terminal echoes");
+
+    let s = Strata::new();
+    // setsid -c: a session of its own with the terminal as its controlling
+    // one, so the prompt's /dev/tty is this terminal.
+    let mut child = std::process::Command::new("setsid")
+        .args(["-c", env!("CARGO_BIN_EXE_strata")])
+        .args(["login", "-u", "someone", "registry.invalid"])
+        .env("STRATA_ROOT", s.root())
+        .env("HOME", s.dir.path())
+        .stdin(terminal.try_clone().unwrap())
+        .stdout(terminal.try_clone().unwrap())
+        .stderr(terminal.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let mut reader = std::fs::File::from(master.try_clone().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains("Password: ") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(_) => panic!("no prompt: {:?}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    // Ctrl-C once the prompt has turned echo off.
+    while echo() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echo never turned off"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::File::from(master).write_all(b"\x03").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert!(echo(), "echo restored after Ctrl-C");
+}
