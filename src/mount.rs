@@ -5,8 +5,9 @@
 
 use std::ffi::CString;
 use std::io::{self, BufReader};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
 
 use crate::image::Image;
 use crate::rootfs::{self, CacheOptions, CacheRequest, LayerCache, RootfsError, UnpackOptions};
@@ -83,16 +84,7 @@ pub struct Mounted {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn cstring(p: &Path) -> Result<CString, MountError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| MountError::Io {
-        action: "use",
-        path: p.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "the path has a NUL byte"),
-    })
+    rustix::process::geteuid().is_root()
 }
 
 /// A fresh name for a mount's state directory.
@@ -313,33 +305,23 @@ fn overlay(
                 upper.display(),
                 work.display()
             ),
-            0,
+            MountFlags::empty(),
             MountKind::OverlayRw,
         )
     } else {
         (
             format!("lowerdir={lowerdir}"),
-            libc::MS_RDONLY,
+            MountFlags::RDONLY,
             MountKind::Overlay,
         )
     };
-    let source = CString::new("overlay").unwrap_or_default();
-    let fstype = CString::new("overlay").unwrap_or_default();
-    let target_c = cstring(target)?;
-    let data_c = CString::new(data).unwrap_or_default();
-    // SAFETY: every pointer is a valid NUL-terminated string for the call.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target_c.as_ptr(),
-            fstype.as_ptr(),
-            flags,
-            data_c.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(OverlayError::Mount(io::Error::last_os_error()));
-    }
+    let data = CString::new(data).map_err(|_| MountError::Io {
+        action: "mount overlayfs on",
+        path: target.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "a layer path has a NUL byte"),
+    })?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(|e| OverlayError::Mount(e.into()))?;
     Ok(kind)
 }
 
@@ -407,16 +389,13 @@ pub fn unmount(store: &Store, record: &MountRecord) -> Result<(), MountError> {
 pub fn release(record: &MountRecord) -> Result<(), MountError> {
     match record.kind {
         MountKind::Overlay | MountKind::OverlayRw => {
-            let target = cstring(&record.target)?;
-            // SAFETY: a valid NUL-terminated path.
-            let rc = unsafe { libc::umount2(target.as_ptr(), 0) };
-            if rc != 0 {
-                let e = io::Error::last_os_error();
+            match rustix::mount::unmount(&record.target, UnmountFlags::empty()) {
                 // EINVAL: not mounted (any more): only the cleanup is left.
-                if e.raw_os_error() != Some(libc::EINVAL) {
+                Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                Err(e) => {
                     return Err(MountError::Busy {
                         target: record.target.clone(),
-                        source: e,
+                        source: e.into(),
                     });
                 }
             }
