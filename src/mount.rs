@@ -96,23 +96,63 @@ fn mount_id() -> String {
     format!("{:x}{:x}", std::process::id(), nanos)
 }
 
-/// Prepares the target: it must not exist or be an empty directory.
-fn prepare_target(target: &Path) -> Result<(), MountError> {
+/// Prepares the target: it must not exist or be an empty directory. Returns
+/// the directories made for it, outermost first (none when it existed), so
+/// a failed mount can take back exactly what it made.
+fn prepare_target(target: &Path) -> Result<Vec<PathBuf>, MountError> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(MountError::TargetNotEmpty(target.to_path_buf()));
             }
-            Ok(())
+            Ok(Vec::new())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(target).map_err(io_err("create", target))
+            let mut missing: Vec<PathBuf> = target
+                .ancestors()
+                .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+                .map(Path::to_path_buf)
+                .collect();
+            missing.reverse();
+            let mut made = Vec::new();
+            for dir in missing {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => made.push(dir),
+                    // Made meanwhile by someone else: not ours to remove.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        if let Some(outermost) = made.first() {
+                            let _ = remove_tree(outermost);
+                        }
+                        return Err(MountError::Io {
+                            action: "create",
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                }
+            }
+            Ok(made)
         }
         Err(e) => Err(MountError::Io {
             action: "read",
             path: target.to_path_buf(),
             source: e,
         }),
+    }
+}
+
+/// Undoes a failed mount's writes to its target: the directories it made
+/// are removed with everything in them; a directory that was there (empty,
+/// as the mount requires) is emptied and kept.
+fn take_back(target: &Path, made: &[PathBuf]) {
+    match made.first() {
+        Some(outermost) => {
+            let _ = remove_tree(outermost);
+        }
+        None => {
+            let _ = clear_dir(target);
+        }
     }
 }
 
@@ -142,36 +182,14 @@ pub fn mount(
         .target
         .clone()
         .unwrap_or_else(|| state.join("merged"));
-    let result = (|| {
-        prepare_target(&target)?;
-        let mut fallback = None;
-        let kind = if options.flatten {
-            flatten_into(store, image, &target)?;
-            MountKind::Flattened
-        } else if !is_root() {
-            fallback = Some("overlayfs needs root".to_string());
-            flatten_into(store, image, &target)?;
-            MountKind::Flattened
-        } else {
-            match overlay(store, image, &state, &target, options) {
-                Ok(kind) => kind,
-                // Only errors that mean "no overlayfs here" fall back; any
-                // other is a real problem to report.
-                Err(OverlayError::Mount(e)) if overlay_unavailable(&e) => {
-                    fallback = Some(format!("the kernel refused an overlay mount ({e})"));
-                    flatten_into(store, image, &target)?;
-                    MountKind::Flattened
-                }
-                Err(OverlayError::Mount(e)) => {
-                    return Err(MountError::Io {
-                        action: "mount overlayfs on",
-                        path: target.clone(),
-                        source: e,
-                    });
-                }
-                Err(OverlayError::Other(e)) => return Err(e),
-            }
-        };
+    let made = match prepare_target(&target) {
+        Ok(made) => made,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&state);
+            return Err(e);
+        }
+    };
+    let result = build(store, image, &state, &target, options).and_then(|(kind, fallback)| {
         let record = MountRecord {
             image: image.id().clone(),
             name: name.to_string(),
@@ -179,20 +197,71 @@ pub fn mount(
             kind,
             state: state.clone(),
         };
-        store.update_mounts(|records| {
+        let recorded = store.update_mounts(|records| {
             records.push(record.clone());
             Ok(())
-        })?;
+        });
+        if let Err(e) = recorded {
+            if kind != MountKind::Flattened {
+                let _ = rustix::mount::unmount(&target, UnmountFlags::DETACH);
+            }
+            return Err(e.into());
+        }
         Ok(Mounted {
             record,
             fallback,
             existing: false,
         })
-    })();
+    });
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&state);
+        // Only what this mount made goes: the state directory, and in the
+        // target what `prepare_target` made or found empty.
+        if !target.starts_with(&state) {
+            take_back(&target, &made);
+        }
+        let _ = remove_tree(&state);
     }
     result
+}
+
+/// Writes the tree: an overlay mount, or a flattened copy (asked, or where
+/// overlayfs cannot be used, then with the reason).
+fn build(
+    store: &Store,
+    image: &Image,
+    state: &Path,
+    target: &Path,
+    options: &MountOptions,
+) -> Result<(MountKind, Option<String>), MountError> {
+    if options.flatten {
+        flatten_into(store, image, target)?;
+        return Ok((MountKind::Flattened, None));
+    }
+    if !is_root() {
+        flatten_into(store, image, target)?;
+        return Ok((
+            MountKind::Flattened,
+            Some("overlayfs needs root".to_string()),
+        ));
+    }
+    match overlay(store, image, state, target, options) {
+        Ok(kind) => Ok((kind, None)),
+        // Only errors that mean "no overlayfs here" fall back; any other is
+        // a real problem to report.
+        Err(OverlayError::Mount(e)) if overlay_unavailable(&e) => {
+            flatten_into(store, image, target)?;
+            Ok((
+                MountKind::Flattened,
+                Some(format!("the kernel refused an overlay mount ({e})")),
+            ))
+        }
+        Err(OverlayError::Mount(e)) => Err(MountError::Io {
+            action: "mount overlayfs on",
+            path: target.to_path_buf(),
+            source: e,
+        }),
+        Err(OverlayError::Other(e)) => Err(e),
+    }
 }
 
 /// True for the errors a kernel gives when overlayfs cannot be used here:

@@ -550,6 +550,85 @@ fn a_hostile_layer_is_refused_by_mount_naming_the_layer_and_entry() {
     );
 }
 
+/// A refused mount takes back what it made and nothing else: directories
+/// it created for `--target` go, a directory that was there (empty) stays
+/// and is emptied of the partial copy, a user's files are never touched.
+#[test]
+fn a_refused_mount_takes_back_what_it_made() {
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    let archive = s.path("hostile.tar");
+    // `ok` is written before the escape is refused: a partial copy.
+    hostile_archive(
+        &archive,
+        &[("ok", b"fine\n"), ("../../escaped-by-strata-test", b"x\n")],
+    );
+    s.run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    let mounts_dir = s.root().join(".strata/mounts");
+    let state_dirs = || {
+        std::fs::read_dir(&mounts_dir)
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    for flatten in [true, false] {
+        let mode: &[&str] = if flatten { &["--flatten"] } else { &[] };
+        let mount = |target: &Path| {
+            let mut args = vec!["mount", "--target", target.to_str().unwrap()];
+            args.extend(mode);
+            args.push("hostile:1");
+            s.run(&args).fails()
+        };
+
+        // Made by the mount, parents included: all gone.
+        let made = s.path("made");
+        let out = mount(&made.join("deep/er"));
+        assert!(
+            out.stderr.contains("escaped-by-strata-test"),
+            "{}",
+            out.stderr
+        );
+        assert!(!made.exists(), "created directories are removed ({mode:?})");
+
+        // There before, empty: kept, and empty again.
+        let empty = s.path("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        mount(&empty);
+        assert!(empty.is_dir(), "a directory that was there stays");
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{mode:?}");
+
+        // The parent was there: only the new directory goes.
+        let parent = s.path("parent");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(parent.join("mine"), "user data").unwrap();
+        mount(&parent.join("new"));
+        assert!(!parent.join("new").exists());
+        assert_eq!(
+            std::fs::read_to_string(parent.join("mine")).unwrap(),
+            "user data"
+        );
+
+        // Not empty: refused before anything is written, nothing removed.
+        let full = s.path("full");
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::write(full.join("keep"), "k").unwrap();
+        let out = mount(&full);
+        assert!(
+            out.stderr.contains("is not an empty directory"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(std::fs::read_to_string(full.join("keep")).unwrap(), "k");
+
+        // Into the store: no state directory is left behind.
+        let mut args = vec!["mount"];
+        args.extend(mode);
+        args.push("hostile:1");
+        s.run(&args).fails();
+        assert_eq!(state_dirs(), 0, "no mount state left ({mode:?})");
+    }
+    assert_eq!(s.run(&["mount"]).ok().stdout, "");
+}
+
 /// Regression: a relative `--root` once gave relative overlay layer links,
 /// so the overlay mount failed and a flattened copy was silently written.
 #[test]
