@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::mount::{MountFlags, UnmountFlags};
 
 use crate::image::Image;
+use crate::reference::{self, Reference};
 use crate::rootfs::{self, CacheOptions, CacheRequest, LayerCache, RootfsError, UnpackOptions};
 use crate::transport::store::{MountKind, MountRecord, Store, StoreError};
 
@@ -411,8 +412,41 @@ fn flatten_into(store: &Store, image: &Image, target: &Path) -> Result<(), Mount
     Ok(())
 }
 
-/// Finds the mounts a name or path refers to: a mount target, or every
-/// mount of the image a name finds.
+/// A mount as listed: its record and the names its image has now (none
+/// when the image is untagged or gone).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The record kept in the store.
+    pub record: MountRecord,
+    /// The image's current names (tags and digests), in the store's order.
+    pub names: Vec<Reference>,
+}
+
+/// Every mount, in mount order, with its image's current names: a name it
+/// was mounted by may have been removed since, or others added.
+pub fn list(store: &Store) -> Result<Vec<Listed>, MountError> {
+    let records = store.mounts()?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let images = store.list()?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let names = images
+                .iter()
+                .find(|i| i.id() == &record.image)
+                .map(|i| i.names.clone())
+                .unwrap_or_default();
+            Listed { record, names }
+        })
+        .collect())
+}
+
+/// Finds the mounts `what` refers to: a mount's directory; else the mounts
+/// of the image it names, by ID (full, or a unique prefix) or by any name
+/// the image has now. A full ID finds an image's mounts even once the image
+/// itself is gone.
 pub fn find(store: &Store, what: &str) -> Result<Vec<MountRecord>, MountError> {
     let records = store.mounts()?;
     let as_path = std::fs::canonicalize(what).ok();
@@ -429,17 +463,38 @@ pub fn find(store: &Store, what: &str) -> Result<Vec<MountRecord>, MountError> {
     if !by_path.is_empty() {
         return Ok(by_path);
     }
-    let Ok(found) = store.lookup(what) else {
-        return Err(MountError::NotMounted(what.to_string()));
+    let of = |id: &crate::digest::Digest| -> Vec<MountRecord> {
+        records.iter().filter(|m| &m.image == id).cloned().collect()
     };
-    let of_image: Vec<MountRecord> = records
-        .into_iter()
-        .filter(|m| &m.image == found.id())
-        .collect();
-    if of_image.is_empty() {
+    let hex = what.strip_prefix("sha256:").unwrap_or(what);
+    let mounted = if reference::is_full_id(what) {
+        records
+            .iter()
+            .find(|m| m.image.digest() == hex)
+            .map(|m| of(&m.image))
+            .unwrap_or_default()
+    } else if let Ok(found) = store.lookup(what) {
+        of(found.id())
+    } else if reference::is_id_prefix(what) {
+        // A prefix of the ID of a mounted image no longer in the store.
+        let mut ids: Vec<&crate::digest::Digest> = records
+            .iter()
+            .map(|m| &m.image)
+            .filter(|id| id.digest().starts_with(hex))
+            .collect();
+        ids.sort_by(|a, b| a.digest().cmp(b.digest()));
+        ids.dedup();
+        match ids.as_slice() {
+            [id] => of(id),
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    if mounted.is_empty() {
         return Err(MountError::NotMounted(what.to_string()));
     }
-    Ok(of_image)
+    Ok(mounted)
 }
 
 /// Unmounts (or removes the flattened copy) and forgets the mount.

@@ -217,9 +217,10 @@ fn overlay_and_flattened_trees_equal_umoci_unpack() {
             .trim(),
         merged
     );
-    assert_eq!(
-        s.run(&["mount"]).ok().stdout,
-        format!("peers/debian:bookworm {merged}\n")
+    let listing = s.run(&["mount"]).ok().stdout;
+    assert!(
+        listing.ends_with(&format!(" peers/debian:bookworm {merged}\n")),
+        "{listing}"
     );
 
     let flat = s.path("flat");
@@ -353,7 +354,10 @@ fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
     std::fs::write(Path::new(&merged).join("etc/motd"), "changed\n").unwrap();
     std::fs::write(Path::new(&merged).join("new-file"), "new\n").unwrap();
     let listing = s.run(&["mount"]).ok().stdout;
-    assert_eq!(listing, format!("strata-demo/hello:1.0 {merged} (rw)\n"));
+    assert_eq!(
+        listing,
+        format!("b1dcaf3cc163 strata-demo/hello:1.0 {merged} (rw)\n")
+    );
     // A read-only mount of the same image beside it is untouched.
     let ro = s.path("ro");
     s.run(&[
@@ -377,6 +381,49 @@ fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
     s.run(&["rmi", "strata-demo/hello:1.0"]).ok();
     let cache = s.root().join(".strata/rootfs/sha256");
     assert_eq!(std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+/// A mount is the image's, not the name's: listed by image ID with the
+/// names the image has now, and found by its ID (full or short) or any
+/// current name, whichever name it was mounted by.
+#[test]
+fn mounts_are_listed_and_found_by_the_image_and_its_current_names() {
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let id = "b1dcaf3cc163fb83e331a45beca0ccd82397d169b2c97cee7ebda146db9ee8dd";
+    s.run(&["tag", "strata-demo/hello:1.0", "extra:v2"]).ok();
+    let mount = |name: &str| s.run(&["mount", name]).ok().stdout.trim().to_string();
+    let merged = mount("strata-demo/hello:1.0");
+    assert_eq!(
+        s.run(&["mount"]).ok().stdout,
+        format!("b1dcaf3cc163 strata-demo/hello:1.0,extra:v2 {merged}\n")
+    );
+    // The name it was mounted by goes; the mount stays the image's.
+    s.run(&["rmi", "strata-demo/hello:1.0"]).ok();
+    assert_eq!(
+        s.run(&["mount"]).ok().stdout,
+        format!("b1dcaf3cc163 extra:v2 {merged}\n")
+    );
+    let gone = s.run(&["umount", "strata-demo/hello:1.0"]).fails();
+    assert!(gone.stderr.contains("is not mounted"), "{}", gone.stderr);
+    // Any current name, the short ID, the full ID: each finds it.
+    assert_eq!(mount("extra:v2"), merged, "the same mount");
+    for what in ["extra:v2", "b1dcaf3cc163", &format!("sha256:{id}")[..]] {
+        let merged = mount("extra:v2");
+        assert_eq!(
+            s.run(&["umount", what]).ok().stdout,
+            format!("{id}\n"),
+            "umount {what}"
+        );
+        assert_eq!(s.run(&["mount"]).ok().stdout, "", "after umount {what}");
+        assert!(
+            !std::fs::read_to_string("/proc/self/mounts")
+                .unwrap()
+                .contains(&merged)
+        );
+    }
 }
 
 #[test]

@@ -251,7 +251,7 @@ pub struct MountArgs {
 /// `umount IMAGE|DIR`
 #[derive(Debug, Args)]
 pub struct UmountArgs {
-    /// Images or mount points.
+    /// Images (an ID, or any name the image has) or mount points.
     #[arg(value_name = "IMAGE|DIR", required = true)]
     pub what: Vec<String>,
 }
