@@ -617,3 +617,83 @@ fn ctrl_c_at_the_password_prompt_restores_echo() {
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
     assert!(echo(), "echo restored after Ctrl-C");
 }
+
+/// `strata completion SHELL` prints a script made from the commands' own
+/// definitions; bash loads it and completes commands and flags with it.
+#[test]
+fn completion_scripts_complete_the_commands() {
+    let s = Strata::new();
+    let bash = s.run(&["completion", "bash"]).ok().stdout;
+    for command in ["images", "pull", "mount", "umount", "completion", "man"] {
+        assert!(bash.contains(command), "bash script lacks {command}");
+    }
+    let script = s.path("strata.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let out = common::output(std::process::Command::new("bash").arg("-c").arg(format!(
+        "source {}; complete -p strata; \
+         COMP_WORDS=(strata pu); COMP_CWORD=1; _strata strata pu strata; echo \"${{COMPREPLY[*]}}\"; \
+         COMP_WORDS=(strata mount --); COMP_CWORD=2; _strata strata -- mount; echo \"${{COMPREPLY[*]}}\"",
+        script.display()
+    )))
+    .ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].ends_with("-F _strata strata"), "{}", out.stdout);
+    assert_eq!(lines[1], "pull push");
+    assert!(
+        lines[2].contains("--flatten") && lines[2].contains("--target"),
+        "{}",
+        lines[2]
+    );
+
+    let zsh = s.run(&["completion", "zsh"]).ok().stdout;
+    assert!(zsh.starts_with("#compdef strata"), "{zsh}");
+    assert!(zsh.contains("'--flatten[") && zsh.contains("umount"));
+    let fish = s.run(&["completion", "fish"]).ok().stdout;
+    assert!(fish.contains("complete -c strata") && fish.contains("-l flatten"));
+
+    let bad = s.run(&["completion", "tcsh"]);
+    assert_eq!(bad.code, 125, "a usage error");
+    assert!(
+        bad.stderr.contains("possible values: bash"),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// `strata man` prints strata.1 and `--dir` writes a page per command; man
+/// renders them.
+#[test]
+fn manual_pages_render() {
+    let s = Strata::new();
+    let render = |page: &std::path::Path| {
+        common::output(
+            std::process::Command::new("man")
+                .args(["-P", "cat", "-l"])
+                .arg(page)
+                .env("MANWIDTH", "100"),
+        )
+        .ok()
+        .stdout
+    };
+    let page = s.path("strata.1");
+    std::fs::write(&page, s.run(&["man"]).ok().stdout).unwrap();
+    let text = render(&page);
+    assert!(text.contains("SYNOPSIS"), "{text}");
+    assert!(text.contains("strata-pull(1)") && text.contains("Download an image"));
+
+    let dir = s.path("man1");
+    s.run(&["man", "--dir", dir.to_str().unwrap()]).ok();
+    for name in [
+        "strata.1",
+        "strata-mount.1",
+        "strata-image-ls.1",
+        "strata-plugin-run.1",
+    ] {
+        assert!(dir.join(name).is_file(), "{name}");
+    }
+    let mount = render(&dir.join("strata-mount.1"));
+    assert!(
+        mount.contains("--flatten") && mount.contains("--target"),
+        "{mount}"
+    );
+}

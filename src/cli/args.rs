@@ -73,6 +73,27 @@ pub enum Command {
     /// Manage images (docker's `image` command group).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Print a shell completion script (`source <(strata completion bash)`).
+    Completion(CompletionArgs),
+    /// Print strata's manual page, or write one page per command to a directory.
+    Man(ManArgs),
+}
+
+/// `completion SHELL`
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man [--dir DIR]`
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write strata.1 and a page per command (strata-pull.1, …) here instead
+    /// of printing strata.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `strata image …`, docker's long forms of the image commands.
