@@ -48,35 +48,19 @@ struct Node {
 /// A path's extended attributes (not following a symlink), minus the ones
 /// a file system adds itself.
 fn xattrs(path: &Path) -> Vec<(String, String)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     let mut names = vec![0u8; 4096];
-    // SAFETY: buffers we own, with their true lengths.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n <= 0 {
+    let Ok(n) = rustix::fs::llistxattr(path, &mut names[..]) else {
         return Vec::new();
-    }
+    };
     let mut out = Vec::new();
-    for name in names[..n as usize]
-        .split(|b| *b == 0)
-        .filter(|n| !n.is_empty())
-    {
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let key = String::from_utf8_lossy(name).into_owned();
         if key.starts_with("security.") || key.starts_with("trusted.overlay") {
             continue;
         }
-        let cname = std::ffi::CString::new(name).unwrap();
         let mut value = vec![0u8; 65536];
-        // SAFETY: as above.
-        let len = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        value.truncate(len.max(0) as usize);
+        let len = rustix::fs::lgetxattr(path, name, &mut value[..]).unwrap_or(0);
+        value.truncate(len);
         out.push((key, String::from_utf8_lossy(&value).into_owned()));
     }
     out.sort();
