@@ -11,15 +11,20 @@ use super::args::LoginArgs;
 
 /// Reads a password at the terminal with echo off (rpassword, which puts
 /// the terminal back as it found it however the read ends). Ctrl-C reaches
-/// it as a character and it raises SIGINT while echo is still off: the
-/// signal only sets a flag here, and once the terminal is restored the
-/// process ends by SIGINT as the shell expects.
+/// it as a character and it raises SIGINT while echo is still off: during
+/// the prompt the signal only sets a flag, and once the terminal is restored
+/// the process ends by SIGINT as the shell expects. After the prompt SIGINT
+/// ends the process at once again, as it did before.
 fn read_hidden(prompt: &str) -> anyhow::Result<String> {
     use signal_hook::consts::SIGINT;
     let interrupted = Arc::new(AtomicBool::new(false));
-    let id = signal_hook::flag::register(SIGINT, Arc::clone(&interrupted))?;
+    let prompt_over = Arc::new(AtomicBool::new(false));
+    // Once a handler is installed it stays; the default action is taken
+    // back by this second one when the prompt is over.
+    signal_hook::flag::register(SIGINT, Arc::clone(&interrupted))?;
+    signal_hook::flag::register_conditional_default(SIGINT, Arc::clone(&prompt_over))?;
     let read = rpassword::prompt_password(prompt);
-    signal_hook::low_level::unregister(id);
+    prompt_over.store(true, Ordering::SeqCst);
     if interrupted.load(Ordering::SeqCst) {
         signal_hook::low_level::emulate_default_handler(SIGINT)?;
     }
