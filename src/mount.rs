@@ -5,10 +5,12 @@
 
 use std::ffi::CString;
 use std::io::{self, BufReader};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rustix::mount::{MountFlags, UnmountFlags};
+
 use crate::image::Image;
+use crate::reference::{self, Reference};
 use crate::rootfs::{self, CacheOptions, CacheRequest, LayerCache, RootfsError, UnpackOptions};
 use crate::transport::store::{MountKind, MountRecord, Store, StoreError};
 
@@ -83,16 +85,7 @@ pub struct Mounted {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn cstring(p: &Path) -> Result<CString, MountError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| MountError::Io {
-        action: "use",
-        path: p.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "the path has a NUL byte"),
-    })
+    rustix::process::geteuid().is_root()
 }
 
 /// A fresh name for a mount's state directory.
@@ -104,23 +97,63 @@ fn mount_id() -> String {
     format!("{:x}{:x}", std::process::id(), nanos)
 }
 
-/// Prepares the target: it must not exist or be an empty directory.
-fn prepare_target(target: &Path) -> Result<(), MountError> {
+/// Prepares the target: it must not exist or be an empty directory. Returns
+/// the directories made for it, outermost first (none when it existed), so
+/// a failed mount can take back exactly what it made.
+fn prepare_target(target: &Path) -> Result<Vec<PathBuf>, MountError> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 return Err(MountError::TargetNotEmpty(target.to_path_buf()));
             }
-            Ok(())
+            Ok(Vec::new())
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(target).map_err(io_err("create", target))
+            let mut missing: Vec<PathBuf> = target
+                .ancestors()
+                .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+                .map(Path::to_path_buf)
+                .collect();
+            missing.reverse();
+            let mut made = Vec::new();
+            for dir in missing {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => made.push(dir),
+                    // Made meanwhile by someone else: not ours to remove.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        if let Some(outermost) = made.first() {
+                            let _ = remove_tree(outermost);
+                        }
+                        return Err(MountError::Io {
+                            action: "create",
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                }
+            }
+            Ok(made)
         }
         Err(e) => Err(MountError::Io {
             action: "read",
             path: target.to_path_buf(),
             source: e,
         }),
+    }
+}
+
+/// Undoes a failed mount's writes to its target: the directories it made
+/// are removed with everything in them; a directory that was there (empty,
+/// as the mount requires) is emptied and kept.
+fn take_back(target: &Path, made: &[PathBuf]) {
+    match made.first() {
+        Some(outermost) => {
+            let _ = remove_tree(outermost);
+        }
+        None => {
+            let _ = clear_dir(target);
+        }
     }
 }
 
@@ -150,36 +183,14 @@ pub fn mount(
         .target
         .clone()
         .unwrap_or_else(|| state.join("merged"));
-    let result = (|| {
-        prepare_target(&target)?;
-        let mut fallback = None;
-        let kind = if options.flatten {
-            flatten_into(store, image, &target)?;
-            MountKind::Flattened
-        } else if !is_root() {
-            fallback = Some("overlayfs needs root".to_string());
-            flatten_into(store, image, &target)?;
-            MountKind::Flattened
-        } else {
-            match overlay(store, image, &state, &target, options) {
-                Ok(kind) => kind,
-                // Only errors that mean "no overlayfs here" fall back; any
-                // other is a real problem to report.
-                Err(OverlayError::Mount(e)) if overlay_unavailable(&e) => {
-                    fallback = Some(format!("the kernel refused an overlay mount ({e})"));
-                    flatten_into(store, image, &target)?;
-                    MountKind::Flattened
-                }
-                Err(OverlayError::Mount(e)) => {
-                    return Err(MountError::Io {
-                        action: "mount overlayfs on",
-                        path: target.clone(),
-                        source: e,
-                    });
-                }
-                Err(OverlayError::Other(e)) => return Err(e),
-            }
-        };
+    let made = match prepare_target(&target) {
+        Ok(made) => made,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&state);
+            return Err(e);
+        }
+    };
+    let result = build(store, image, &state, &target, options).and_then(|(kind, fallback)| {
         let record = MountRecord {
             image: image.id().clone(),
             name: name.to_string(),
@@ -197,7 +208,9 @@ pub fn mount(
             Ok(())
         });
         if let Err(e) = recorded {
-            let _ = release(&record);
+            if kind != MountKind::Flattened {
+                let _ = rustix::mount::unmount(&target, UnmountFlags::DETACH);
+            }
             return Err(e.into());
         }
         Ok(Mounted {
@@ -205,11 +218,56 @@ pub fn mount(
             fallback,
             existing: false,
         })
-    })();
+    });
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&state);
+        // Only what this mount made goes: the state directory, and in the
+        // target what `prepare_target` made or found empty.
+        if !target.starts_with(&state) {
+            take_back(&target, &made);
+        }
+        let _ = remove_tree(&state);
     }
     result
+}
+
+/// Writes the tree: an overlay mount, or a flattened copy (asked, or where
+/// overlayfs cannot be used, then with the reason).
+fn build(
+    store: &Store,
+    image: &Image,
+    state: &Path,
+    target: &Path,
+    options: &MountOptions,
+) -> Result<(MountKind, Option<String>), MountError> {
+    if options.flatten {
+        flatten_into(store, image, target)?;
+        return Ok((MountKind::Flattened, None));
+    }
+    if !is_root() {
+        flatten_into(store, image, target)?;
+        return Ok((
+            MountKind::Flattened,
+            Some("overlayfs needs root".to_string()),
+        ));
+    }
+    match overlay(store, image, state, target, options) {
+        Ok(kind) => Ok((kind, None)),
+        // Only errors that mean "no overlayfs here" fall back; any other is
+        // a real problem to report.
+        Err(OverlayError::Mount(e)) if overlay_unavailable(&e) => {
+            flatten_into(store, image, target)?;
+            Ok((
+                MountKind::Flattened,
+                Some(format!("the kernel refused an overlay mount ({e})")),
+            ))
+        }
+        Err(OverlayError::Mount(e)) => Err(MountError::Io {
+            action: "mount overlayfs on",
+            path: target.to_path_buf(),
+            source: e,
+        }),
+        Err(OverlayError::Other(e)) => Err(e),
+    }
 }
 
 /// True for the errors a kernel gives when overlayfs cannot be used here:
@@ -322,33 +380,23 @@ fn overlay(
                 upper.display(),
                 work.display()
             ),
-            0,
+            MountFlags::empty(),
             MountKind::OverlayRw,
         )
     } else {
         (
             format!("lowerdir={lowerdir}"),
-            libc::MS_RDONLY,
+            MountFlags::RDONLY,
             MountKind::Overlay,
         )
     };
-    let source = CString::new("overlay").unwrap_or_default();
-    let fstype = CString::new("overlay").unwrap_or_default();
-    let target_c = cstring(target)?;
-    let data_c = CString::new(data).unwrap_or_default();
-    // SAFETY: every pointer is a valid NUL-terminated string for the call.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target_c.as_ptr(),
-            fstype.as_ptr(),
-            flags,
-            data_c.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(OverlayError::Mount(io::Error::last_os_error()));
-    }
+    let data = CString::new(data).map_err(|_| MountError::Io {
+        action: "mount overlayfs on",
+        path: target.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "a layer path has a NUL byte"),
+    })?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(|e| OverlayError::Mount(e.into()))?;
     Ok(kind)
 }
 
@@ -369,8 +417,41 @@ fn flatten_into(store: &Store, image: &Image, target: &Path) -> Result<(), Mount
     Ok(())
 }
 
-/// Finds the mounts a name or path refers to: a mount target, or every
-/// mount of the image a name finds.
+/// A mount as listed: its record and the names its image has now (none
+/// when the image is untagged or gone).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The record kept in the store.
+    pub record: MountRecord,
+    /// The image's current names (tags and digests), in the store's order.
+    pub names: Vec<Reference>,
+}
+
+/// Every mount, in mount order, with its image's current names: a name it
+/// was mounted by may have been removed since, or others added.
+pub fn list(store: &Store) -> Result<Vec<Listed>, MountError> {
+    let records = store.mounts()?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let images = store.list()?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let names = images
+                .iter()
+                .find(|i| i.id() == &record.image)
+                .map(|i| i.names.clone())
+                .unwrap_or_default();
+            Listed { record, names }
+        })
+        .collect())
+}
+
+/// Finds the mounts `what` refers to: a mount's directory; else the mounts
+/// of the image it names, by ID (full, or a unique prefix) or by any name
+/// the image has now. A full ID finds an image's mounts even once the image
+/// itself is gone.
 pub fn find(store: &Store, what: &str) -> Result<Vec<MountRecord>, MountError> {
     let records = store.mounts()?;
     let as_path = std::fs::canonicalize(what).ok();
@@ -387,17 +468,38 @@ pub fn find(store: &Store, what: &str) -> Result<Vec<MountRecord>, MountError> {
     if !by_path.is_empty() {
         return Ok(by_path);
     }
-    let Ok(found) = store.lookup(what) else {
-        return Err(MountError::NotMounted(what.to_string()));
+    let of = |id: &crate::digest::Digest| -> Vec<MountRecord> {
+        records.iter().filter(|m| &m.image == id).cloned().collect()
     };
-    let of_image: Vec<MountRecord> = records
-        .into_iter()
-        .filter(|m| &m.image == found.id())
-        .collect();
-    if of_image.is_empty() {
+    let hex = what.strip_prefix("sha256:").unwrap_or(what);
+    let mounted = if reference::is_full_id(what) {
+        records
+            .iter()
+            .find(|m| m.image.digest() == hex)
+            .map(|m| of(&m.image))
+            .unwrap_or_default()
+    } else if let Ok(found) = store.lookup(what) {
+        of(found.id())
+    } else if reference::is_id_prefix(what) {
+        // A prefix of the ID of a mounted image no longer in the store.
+        let mut ids: Vec<&crate::digest::Digest> = records
+            .iter()
+            .map(|m| &m.image)
+            .filter(|id| id.digest().starts_with(hex))
+            .collect();
+        ids.sort_by(|a, b| a.digest().cmp(b.digest()));
+        ids.dedup();
+        match ids.as_slice() {
+            [id] => of(id),
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    if mounted.is_empty() {
         return Err(MountError::NotMounted(what.to_string()));
     }
-    Ok(of_image)
+    Ok(mounted)
 }
 
 /// Unmounts (or removes the flattened copy) and forgets the mount.
@@ -425,16 +527,13 @@ pub fn unmount(store: &Store, record: &MountRecord) -> Result<(), MountError> {
 pub fn release(record: &MountRecord) -> Result<(), MountError> {
     match record.kind {
         MountKind::Overlay | MountKind::OverlayRw => {
-            let target = cstring(&record.target)?;
-            // SAFETY: a valid NUL-terminated path.
-            let rc = unsafe { libc::umount2(target.as_ptr(), 0) };
-            if rc != 0 {
-                let e = io::Error::last_os_error();
+            match rustix::mount::unmount(&record.target, UnmountFlags::empty()) {
                 // EINVAL: not mounted (any more): only the cleanup is left.
-                if e.raw_os_error() != Some(libc::EINVAL) {
+                Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                Err(e) => {
                     return Err(MountError::Busy {
                         target: record.target.clone(),
-                        source: e,
+                        source: e.into(),
                     });
                 }
             }

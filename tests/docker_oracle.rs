@@ -256,3 +256,45 @@ fn docker_loads_and_runs_what_strata_saves_and_strata_loads_what_docker_saves() 
     assert_eq!(third.run(&["images", "--no-trunc", "-q"]).ok().stdout, id);
     docker_run(&["rmi", "-f", "strata-saved/debian:v1"]);
 }
+
+/// Times in the local zone (`images` CreatedAt, `history --human=false`)
+/// match the docker client's, which is Go's `time.Local`, for zone names,
+/// paths, a `:` prefix, zones without a letter abbreviation, and a `TZ` that
+/// names nothing (Go falls back to UTC).
+#[test]
+fn local_times_match_docker_in_any_zone() {
+    let _docker = common::docker_lock();
+    let s = Strata::new();
+    let archive = fixture("debian-docker.tar");
+    s.run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    let loaded = docker_run(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    let image = "peers/debian:bookworm";
+    for tz in [
+        "Europe/Berlin",
+        "America/Los_Angeles",
+        "Asia/Kolkata",
+        "Australia/Lord_Howe",
+        ":Europe/Paris",
+        "/usr/share/zoneinfo/Asia/Tokyo",
+        "Nowhere/Nope",
+        "",
+    ] {
+        for args in [
+            &["images", "--format", "{{.CreatedAt}}", image][..],
+            &[
+                "history",
+                "--human=false",
+                "--format",
+                "{{.CreatedAt}}",
+                image,
+            ][..],
+        ] {
+            let theirs = common::output(common::docker().env("TZ", tz).args(args)).ok();
+            let ours = common::output(s.command().env("TZ", tz).args(args)).ok();
+            assert_eq!(ours.stdout, theirs.stdout, "TZ={tz:?} {args:?}");
+        }
+    }
+    let id = s.run(&["images", "--no-trunc", "-q"]).ok().stdout;
+    docker_run(&["rmi", "-f", id.trim()]);
+}

@@ -254,6 +254,7 @@ fn oci_archives_go_both_ways_with_skopeo() {
         std::fs::File::create(&out).unwrap(),
         OutputCompression::None,
     )
+    .unwrap()
     .with_layout(ArchiveLayout::Oci)
     .with_reference("v1")
     .unwrap();

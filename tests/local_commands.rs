@@ -543,3 +543,218 @@ fn save_refuses_to_write_an_archive_to_a_terminal() {
         load.stdout
     );
 }
+
+/// `strata login -u someone SERVER` on a pseudo-terminal of its own, up to
+/// its password prompt with echo off.
+struct LoginOnTerminal {
+    master: std::fs::File,
+    terminal: std::fs::File,
+    child: std::process::Child,
+    _store: Strata,
+}
+
+impl LoginOnTerminal {
+    fn start(server: &str) -> LoginOnTerminal {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let terminal = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        let s = Strata::new();
+        // setsid -c: a session of its own with the terminal as its
+        // controlling one, so the prompt's /dev/tty is this terminal and
+        // Ctrl-C typed there signals it.
+        let child = std::process::Command::new("setsid")
+            .args(["-c", env!("CARGO_BIN_EXE_strata")])
+            .args(["login", "-u", "someone", server])
+            .env("STRATA_ROOT", s.root())
+            .env("HOME", s.dir.path())
+            .stdin(terminal.try_clone().unwrap())
+            .stdout(terminal.try_clone().unwrap())
+            .stderr(terminal.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        let master = std::fs::File::from(master);
+        let mut reader = master.try_clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let login = LoginOnTerminal {
+            master,
+            terminal,
+            child,
+            _store: s,
+        };
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !String::from_utf8_lossy(&seen).contains("Password: ") {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.extend(bytes),
+                Err(_) => panic!("no prompt: {:?}", String::from_utf8_lossy(&seen)),
+            }
+        }
+        login.wait_for_echo(false);
+        login
+    }
+
+    fn echo(&self) -> bool {
+        rustix::termios::tcgetattr(&self.terminal)
+            .unwrap()
+            .local_modes
+            .contains(rustix::termios::LocalModes::ECHO)
+    }
+
+    fn wait_for_echo(&self, on: bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.echo() != on {
+            assert!(std::time::Instant::now() < deadline, "echo never {on}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// How the command ended; killed (and a failure) after 30 seconds.
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("login still running 30 s after Ctrl-C");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(keys).unwrap();
+    }
+}
+
+/// Ctrl-C at `login`'s password prompt ends the command by SIGINT with the
+/// terminal's echo back on (it is off while the password is typed).
+#[test]
+fn ctrl_c_at_the_password_prompt_restores_echo() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut login = LoginOnTerminal::start("registry.invalid");
+    login.type_keys(b"\x03");
+    let status = login.wait();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert!(login.echo(), "echo restored after Ctrl-C");
+}
+
+/// After the password is typed, Ctrl-C still stops a login that waits on
+/// its registry (here one that never answers).
+#[test]
+fn ctrl_c_after_the_password_prompt_still_stops_login() {
+    use std::os::unix::process::ExitStatusExt;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let mut login = LoginOnTerminal::start(&server);
+    login.type_keys(b"secret\r");
+    login.wait_for_echo(true);
+    // Time to reach the registry, which accepts and says nothing.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    login.type_keys(b"\x03");
+    let status = login.wait();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+}
+
+/// `strata completion SHELL` prints a script made from the commands' own
+/// definitions; bash loads it and completes commands and flags with it.
+#[test]
+fn completion_scripts_complete_the_commands() {
+    let s = Strata::new();
+    let bash = s.run(&["completion", "bash"]).ok().stdout;
+    for command in ["images", "pull", "mount", "umount", "completion", "man"] {
+        assert!(bash.contains(command), "bash script lacks {command}");
+    }
+    let script = s.path("strata.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let out = common::output(std::process::Command::new("bash").arg("-c").arg(format!(
+        "source {}; complete -p strata; \
+         COMP_WORDS=(strata pu); COMP_CWORD=1; _strata strata pu strata; echo \"${{COMPREPLY[*]}}\"; \
+         COMP_WORDS=(strata mount --); COMP_CWORD=2; _strata strata -- mount; echo \"${{COMPREPLY[*]}}\"",
+        script.display()
+    )))
+    .ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].ends_with("-F _strata strata"), "{}", out.stdout);
+    assert_eq!(lines[1], "pull push");
+    assert!(
+        lines[2].contains("--flatten") && lines[2].contains("--target"),
+        "{}",
+        lines[2]
+    );
+
+    let zsh = s.run(&["completion", "zsh"]).ok().stdout;
+    assert!(zsh.starts_with("#compdef strata"), "{zsh}");
+    assert!(zsh.contains("'--flatten[") && zsh.contains("umount"));
+    let fish = s.run(&["completion", "fish"]).ok().stdout;
+    assert!(fish.contains("complete -c strata") && fish.contains("-l flatten"));
+
+    let bad = s.run(&["completion", "tcsh"]);
+    assert_eq!(bad.code, 125, "a usage error");
+    assert!(
+        bad.stderr.contains("possible values: bash"),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// `strata man` prints strata.1 and `--dir` writes a page per command; man
+/// renders them.
+#[test]
+fn manual_pages_render() {
+    let s = Strata::new();
+    let render = |page: &std::path::Path| {
+        common::output(
+            std::process::Command::new("man")
+                .args(["-P", "cat", "-l"])
+                .arg(page)
+                .env("MANWIDTH", "100"),
+        )
+        .ok()
+        .stdout
+    };
+    let page = s.path("strata.1");
+    std::fs::write(&page, s.run(&["man"]).ok().stdout).unwrap();
+    let text = render(&page);
+    assert!(text.contains("SYNOPSIS"), "{text}");
+    assert!(text.contains("strata-pull(1)") && text.contains("Download an image"));
+
+    let dir = s.path("man1");
+    s.run(&["man", "--dir", dir.to_str().unwrap()]).ok();
+    for name in [
+        "strata.1",
+        "strata-mount.1",
+        "strata-image-ls.1",
+        "strata-plugin-run.1",
+    ] {
+        assert!(dir.join(name).is_file(), "{name}");
+    }
+    let mount = render(&dir.join("strata-mount.1"));
+    assert!(
+        mount.contains("--flatten") && mount.contains("--target"),
+        "{mount}"
+    );
+}

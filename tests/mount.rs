@@ -48,35 +48,19 @@ struct Node {
 /// A path's extended attributes (not following a symlink), minus the ones
 /// a file system adds itself.
 fn xattrs(path: &Path) -> Vec<(String, String)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     let mut names = vec![0u8; 4096];
-    // SAFETY: buffers we own, with their true lengths.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n <= 0 {
+    let Ok(n) = rustix::fs::llistxattr(path, &mut names[..]) else {
         return Vec::new();
-    }
+    };
     let mut out = Vec::new();
-    for name in names[..n as usize]
-        .split(|b| *b == 0)
-        .filter(|n| !n.is_empty())
-    {
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let key = String::from_utf8_lossy(name).into_owned();
         if key.starts_with("security.") || key.starts_with("trusted.overlay") {
             continue;
         }
-        let cname = std::ffi::CString::new(name).unwrap();
         let mut value = vec![0u8; 65536];
-        // SAFETY: as above.
-        let len = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        value.truncate(len.max(0) as usize);
+        let len = rustix::fs::lgetxattr(path, name, &mut value[..]).unwrap_or(0);
+        value.truncate(len);
         out.push((key, String::from_utf8_lossy(&value).into_owned()));
     }
     out.sort();
@@ -217,9 +201,10 @@ fn overlay_and_flattened_trees_equal_umoci_unpack() {
             .trim(),
         merged
     );
-    assert_eq!(
-        s.run(&["mount"]).ok().stdout,
-        format!("peers/debian:bookworm {merged}\n")
+    let listing = s.run(&["mount"]).ok().stdout;
+    assert!(
+        listing.ends_with(&format!(" peers/debian:bookworm {merged}\n")),
+        "{listing}"
     );
 
     let flat = s.path("flat");
@@ -353,7 +338,10 @@ fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
     std::fs::write(Path::new(&merged).join("etc/motd"), "changed\n").unwrap();
     std::fs::write(Path::new(&merged).join("new-file"), "new\n").unwrap();
     let listing = s.run(&["mount"]).ok().stdout;
-    assert_eq!(listing, format!("strata-demo/hello:1.0 {merged} (rw)\n"));
+    assert_eq!(
+        listing,
+        format!("b1dcaf3cc163 strata-demo/hello:1.0 {merged} (rw)\n")
+    );
     // A read-only mount of the same image beside it is untouched.
     let ro = s.path("ro");
     s.run(&[
@@ -377,6 +365,49 @@ fn a_writable_mount_keeps_changes_in_its_own_upper_directory() {
     s.run(&["rmi", "strata-demo/hello:1.0"]).ok();
     let cache = s.root().join(".strata/rootfs/sha256");
     assert_eq!(std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+/// A mount is the image's, not the name's: listed by image ID with the
+/// names the image has now, and found by its ID (full or short) or any
+/// current name, whichever name it was mounted by.
+#[test]
+fn mounts_are_listed_and_found_by_the_image_and_its_current_names() {
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    s.run(&["load", "-i", common::demo_archive().to_str().unwrap()])
+        .ok();
+    let id = "b1dcaf3cc163fb83e331a45beca0ccd82397d169b2c97cee7ebda146db9ee8dd";
+    s.run(&["tag", "strata-demo/hello:1.0", "extra:v2"]).ok();
+    let mount = |name: &str| s.run(&["mount", name]).ok().stdout.trim().to_string();
+    let merged = mount("strata-demo/hello:1.0");
+    assert_eq!(
+        s.run(&["mount"]).ok().stdout,
+        format!("b1dcaf3cc163 strata-demo/hello:1.0,extra:v2 {merged}\n")
+    );
+    // The name it was mounted by goes; the mount stays the image's.
+    s.run(&["rmi", "strata-demo/hello:1.0"]).ok();
+    assert_eq!(
+        s.run(&["mount"]).ok().stdout,
+        format!("b1dcaf3cc163 extra:v2 {merged}\n")
+    );
+    let gone = s.run(&["umount", "strata-demo/hello:1.0"]).fails();
+    assert!(gone.stderr.contains("is not mounted"), "{}", gone.stderr);
+    // Any current name, the short ID, the full ID: each finds it.
+    assert_eq!(mount("extra:v2"), merged, "the same mount");
+    for what in ["extra:v2", "b1dcaf3cc163", &format!("sha256:{id}")[..]] {
+        let merged = mount("extra:v2");
+        assert_eq!(
+            s.run(&["umount", what]).ok().stdout,
+            format!("{id}\n"),
+            "umount {what}"
+        );
+        assert_eq!(s.run(&["mount"]).ok().stdout, "", "after umount {what}");
+        assert!(
+            !std::fs::read_to_string("/proc/self/mounts")
+                .unwrap()
+                .contains(&merged)
+        );
+    }
 }
 
 #[test]
@@ -548,6 +579,85 @@ fn a_hostile_layer_is_refused_by_mount_naming_the_layer_and_entry() {
             .unwrap()
             .contains(s.root().to_str().unwrap())
     );
+}
+
+/// A refused mount takes back what it made and nothing else: directories
+/// it created for `--target` go, a directory that was there (empty) stays
+/// and is emptied of the partial copy, a user's files are never touched.
+#[test]
+fn a_refused_mount_takes_back_what_it_made() {
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    let archive = s.path("hostile.tar");
+    // `ok` is written before the escape is refused: a partial copy.
+    hostile_archive(
+        &archive,
+        &[("ok", b"fine\n"), ("../../escaped-by-strata-test", b"x\n")],
+    );
+    s.run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    let mounts_dir = s.root().join(".strata/mounts");
+    let state_dirs = || {
+        std::fs::read_dir(&mounts_dir)
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    for flatten in [true, false] {
+        let mode: &[&str] = if flatten { &["--flatten"] } else { &[] };
+        let mount = |target: &Path| {
+            let mut args = vec!["mount", "--target", target.to_str().unwrap()];
+            args.extend(mode);
+            args.push("hostile:1");
+            s.run(&args).fails()
+        };
+
+        // Made by the mount, parents included: all gone.
+        let made = s.path("made");
+        let out = mount(&made.join("deep/er"));
+        assert!(
+            out.stderr.contains("escaped-by-strata-test"),
+            "{}",
+            out.stderr
+        );
+        assert!(!made.exists(), "created directories are removed ({mode:?})");
+
+        // There before, empty: kept, and empty again.
+        let empty = s.path("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        mount(&empty);
+        assert!(empty.is_dir(), "a directory that was there stays");
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{mode:?}");
+
+        // The parent was there: only the new directory goes.
+        let parent = s.path("parent");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::write(parent.join("mine"), "user data").unwrap();
+        mount(&parent.join("new"));
+        assert!(!parent.join("new").exists());
+        assert_eq!(
+            std::fs::read_to_string(parent.join("mine")).unwrap(),
+            "user data"
+        );
+
+        // Not empty: refused before anything is written, nothing removed.
+        let full = s.path("full");
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::write(full.join("keep"), "k").unwrap();
+        let out = mount(&full);
+        assert!(
+            out.stderr.contains("is not an empty directory"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(std::fs::read_to_string(full.join("keep")).unwrap(), "k");
+
+        // Into the store: no state directory is left behind.
+        let mut args = vec!["mount"];
+        args.extend(mode);
+        args.push("hostile:1");
+        s.run(&args).fails();
+        assert_eq!(state_dirs(), 0, "no mount state left ({mode:?})");
+    }
+    assert_eq!(s.run(&["mount"]).ok().stdout, "");
 }
 
 /// Regression: a relative `--root` once gave relative overlay layer links,

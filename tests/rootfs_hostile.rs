@@ -7,9 +7,7 @@
 //! sentinel, and the sandbox minus `dest` is compared before and after.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -706,13 +704,9 @@ fn files_and_directories_replace_each_other() {
 // ----- fidelity -----
 
 fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
     let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length; the names are C strings.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| buf[..len as usize].to_vec())
+    let len = rustix::fs::lgetxattr(path, name, &mut buf).ok()?;
+    Some(buf[..len].to_vec())
 }
 
 #[test]
@@ -836,7 +830,6 @@ fn rootless_unpack_keeps_modes_but_not_owners() {
     let report = sb.unpack(entries, &ROOTLESS).unwrap();
     assert!(!report.owners_preserved);
     let m = fs::metadata(sb.dest.join("suid")).unwrap();
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(m.uid(), unsafe { libc::geteuid() });
+    assert_eq!(m.uid(), rustix::process::geteuid().as_raw());
     assert_eq!(m.mode() & 0o7777, 0o4755);
 }

@@ -77,6 +77,10 @@ pub enum Command {
     /// Manage the store: disk usage, pruning, checking.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Print a shell completion script (`source <(strata completion bash)`).
+    Completion(CompletionArgs),
+    /// Print strata's manual page, or write one page per command to a directory.
+    Man(ManArgs),
 }
 
 /// `strata system …`
@@ -122,6 +126,23 @@ pub struct CheckArgs {
     /// Drop what is broken, and the names pointing at it.
     #[arg(long)]
     pub repair: bool,
+}
+
+/// `completion SHELL`
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man [--dir DIR]`
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write strata.1 and a page per command (strata-pull.1, …) here instead
+    /// of printing strata.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `strata image …`, docker's long forms of the image commands.
@@ -302,7 +323,7 @@ pub struct MountArgs {
 /// `umount IMAGE|DIR`
 #[derive(Debug, Args)]
 pub struct UmountArgs {
-    /// Images or mount points.
+    /// Images (an ID, or any name the image has) or mount points.
     #[arg(value_name = "IMAGE|DIR", required = true)]
     pub what: Vec<String>,
 }

@@ -1,32 +1,34 @@
 //! What `login` asks at a terminal before the library takes over: the user
 //! name and a password typed with echo off.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use strata::command::login::LoginRequest;
 
 use super::args::LoginArgs;
 
-/// Reads one line from the terminal without echo (for a password prompt).
+/// Reads a password at the terminal with echo off (rpassword, which puts
+/// the terminal back as it found it however the read ends). Ctrl-C reaches
+/// it as a character and it raises SIGINT while echo is still off: during
+/// the prompt the signal only sets a flag, and once the terminal is restored
+/// the process ends by SIGINT as the shell expects. After the prompt SIGINT
+/// ends the process at once again, as it did before.
 fn read_hidden(prompt: &str) -> anyhow::Result<String> {
-    eprint!("{prompt}");
-    let fd = libc::STDIN_FILENO;
-    // SAFETY: termios is plain data; tcgetattr/tcsetattr on our own stdin.
-    let mut term: libc::termios = unsafe { std::mem::zeroed() };
-    let have = unsafe { libc::tcgetattr(fd, &mut term) } == 0;
-    if have {
-        let mut quiet = term;
-        quiet.c_lflag &= !libc::ECHO;
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    use signal_hook::consts::SIGINT;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let prompt_over = Arc::new(AtomicBool::new(false));
+    // Once a handler is installed it stays; the default action is taken
+    // back by this second one when the prompt is over.
+    signal_hook::flag::register(SIGINT, Arc::clone(&interrupted))?;
+    signal_hook::flag::register_conditional_default(SIGINT, Arc::clone(&prompt_over))?;
+    let read = rpassword::prompt_password(prompt);
+    prompt_over.store(true, Ordering::SeqCst);
+    if interrupted.load(Ordering::SeqCst) {
+        signal_hook::low_level::emulate_default_handler(SIGINT)?;
     }
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if have {
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
-    }
-    eprintln!();
-    read?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    Ok(read?)
 }
 
 /// The login request, asking for what the flags leave out when standard

@@ -2,6 +2,7 @@
 //! rendering of progress and errors.
 
 mod args;
+mod docs;
 mod login;
 mod progress;
 mod run;
@@ -126,6 +127,12 @@ fn default_root() -> anyhow::Result<PathBuf> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Neither needs a store (nor a home directory to find one in).
+    match &cli.command {
+        Command::Completion(a) => return docs::completion(a),
+        Command::Man(a) => return docs::man(a),
+        _ => {}
+    }
     let root = match cli.root {
         Some(r) => r,
         None => default_root()?,
@@ -203,7 +210,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(args::PluginCommand::Push(a)) => {
             command::plugin::push(&ctx, &a.into(), &ui)?
         }
-        Command::Image(_) | Command::Run(_) | Command::System(_) => {
+        Command::Image(_)
+        | Command::Run(_)
+        | Command::System(_)
+        | Command::Completion(_)
+        | Command::Man(_) => {
             unreachable!("handled above")
         }
     };

@@ -463,6 +463,9 @@ fn archive_file(
     let file = std::fs::File::create(&temp)
         .map_err(|e| CommandError::io(format!("cannot create {}", temp.display()), e))?;
     let sink = ArchiveSink::new(&path.display().to_string(), file, OutputCompression::None)
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&temp);
+        })?
         .with_layout(layout);
     let sink = match reference {
         Some(r) => sink.with_reference(r).inspect_err(|_| {

@@ -31,7 +31,8 @@ pub struct MountRequest {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UmountRequest {
-    /// Images or mount points (`image: X` for one).
+    /// Images (an ID, or any name the image has) or mount points
+    /// (`image: X` for one).
     #[serde(alias = "image", deserialize_with = "super::one_or_many")]
     pub images: Vec<String>,
 }
@@ -46,16 +47,28 @@ pub fn mount(
     let mut out = ui.stdout();
     let Some(name) = &args.image else {
         let mut listed = Vec::new();
-        for m in store.mounts()? {
-            let how = match m.kind {
+        for m in mount::list(store)? {
+            let how = match m.record.kind {
                 MountKind::Overlay => "",
                 MountKind::OverlayRw => " (rw)",
                 MountKind::Flattened => " (flattened copy)",
             };
-            writeln!(out, "{} {}{how}", m.name, m.target.display())?;
+            let names: Vec<String> = m.names.iter().map(|n| n.familiar_string()).collect();
+            let shown = if names.is_empty() {
+                "<none>".to_string()
+            } else {
+                names.join(",")
+            };
+            writeln!(
+                out,
+                "{} {shown} {}{how}",
+                short_id(m.record.image.digest()),
+                m.record.target.display()
+            )?;
             listed.push(serde_json::json!({
-                "image": m.name,
-                "target": m.target.display().to_string(),
+                "id": m.record.image.to_string(),
+                "names": names,
+                "target": m.record.target.display().to_string(),
             }));
         }
         return Ok(serde_json::json!({ "mounts": listed }));
@@ -81,6 +94,11 @@ pub fn mount(
         "target": mounted.record.target.display().to_string(),
         "id": found.image.id().to_string(),
     }))
+}
+
+/// An image ID as listings show it: the first 12 hex digits.
+fn short_id(hex: &str) -> &str {
+    &hex[..hex.len().min(12)]
 }
 
 /// Runs `umount`: prints each unmounted image's ID, as podman does.

@@ -197,7 +197,7 @@ fn write(
     options: &CopyOptions,
     progress: &dyn crate::progress::Progress,
 ) -> Result<(), CommandError> {
-    let sink = ArchiveSink::new(name, out, compression);
+    let sink = ArchiveSink::new(name, out, compression)?;
     for (what, names) in selected {
         copy::copy(store, &sink, what, names, options, progress)?;
     }

@@ -1,8 +1,9 @@
 //! Timestamps in Go's layouts, as docker prints them.
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDateTime, Timelike};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike};
+use jiff::tz::TimeZone;
 
-use super::tz::{self, Zone};
+use super::tz;
 
 /// Go's `time.RFC3339Nano`, as docker inspect shows `Created`:
 /// `2021-10-12T02:03:40.360294686Z`. The fraction drops trailing zeros (and
@@ -20,57 +21,49 @@ pub fn rfc3339_nano(t: &DateTime<FixedOffset>) -> String {
 /// Go's `Format(time.RFC3339)` in the local time zone, seconds precision:
 /// the CREATED column of `docker history --human=false`.
 pub fn rfc3339_local(t: &DateTime<FixedOffset>) -> String {
-    let local = t.with_timezone(&Local);
-    let offset = local.offset().local_minus_utc();
+    let (offset, _) = tz::offset_and_name(tz::local_zone(), t.timestamp());
     format!(
         "{}{}",
-        date_time(&local.naive_local(), 'T'),
+        date_time(&wall_at(t, offset), 'T'),
         offset_z(offset)
     )
+}
+
+/// The wall-clock time of `t` at `offset` seconds east of UTC.
+fn wall_at(t: &DateTime<FixedOffset>, offset: i32) -> NaiveDateTime {
+    match FixedOffset::east_opt(offset) {
+        Some(zone) => t.with_timezone(&zone).naive_local(),
+        None => t.naive_utc(),
+    }
 }
 
 /// Go's `time.Time.String()` in the local time zone, as docker images prints
 /// `CreatedAt`: `2021-10-12 02:03:40 +0000 UTC`.
 ///
-/// The zone abbreviation comes from the TZif file Go's `time.Local` would
-/// read (`$TZ` or `/etc/localtime`), checked against chrono's offset; when no
-/// name matches, Go's own fallback is printed (`+0530`), and "UTC" when no
-/// zone file is found. A `TZ` value that chrono and Go interpret differently
-/// (a bare POSIX rule like `EST5EDT` that is not a zoneinfo name) can still
-/// disagree with Go. docker's value has no fraction because the API reports
-/// whole seconds; a `t` with nanoseconds prints them as Go would.
+/// The offset and the zone's abbreviation both come from the zone Go's
+/// `time.Local` would load (`$TZ` or `/etc/localtime`, read by jiff), "UTC"
+/// when there is none. A `TZ` that is a bare POSIX rule (`EST5EDT,M3.2.0,…`)
+/// rather than a zone name is applied here, where Go would fall back to UTC.
+/// docker's value has no fraction because the API reports whole seconds; a
+/// `t` with nanoseconds prints them as Go would.
 pub fn go_time_string(t: &DateTime<FixedOffset>) -> String {
-    let local = t.with_timezone(&Local);
-    let offset = local.offset().local_minus_utc();
-    time_string(
-        &local.naive_local(),
-        t.nanosecond(),
-        t.timestamp(),
-        offset,
-        tz::local_zone(),
-    )
+    time_string(t, tz::local_zone())
 }
 
-/// `Time.String()` for a wall-clock time at `offset`, naming the zone from `zone`.
-fn time_string(
-    wall: &NaiveDateTime,
-    nanos: u32,
-    utc: i64,
-    offset: i32,
-    zone: Option<&Zone>,
-) -> String {
-    let name = match zone {
-        Some(zone) => zone.abbreviation(utc, offset),
-        // Go falls back to UTC when it has no zone file.
-        None if offset == 0 => Some("UTC".to_string()),
-        None => None,
-    };
+/// `Time.String()` of `t` in `zone`.
+fn time_string(t: &DateTime<FixedOffset>, zone: &TimeZone) -> String {
+    let (offset, name) = tz::offset_and_name(zone, t.timestamp());
     format!(
         "{}{} {} {}",
-        date_time(wall, ' '),
-        fraction(nanos),
+        date_time(&wall_at(t, offset), ' '),
+        fraction(t.nanosecond()),
         offset_numeric(offset),
-        name.unwrap_or_else(|| offset_numeric(offset))
+        // Go prints the numeric offset for a zone with no name.
+        if name.is_empty() {
+            offset_numeric(offset)
+        } else {
+            name
+        }
     )
 }
 
@@ -126,7 +119,7 @@ fn split_offset(offset: i32) -> (char, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveDate, TimeZone, Utc};
+    use chrono::NaiveDate;
 
     fn at(s: &str) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339(s).expect("valid test time")
@@ -171,15 +164,9 @@ mod tests {
     #[test]
     fn local_forms_follow_the_local_offset() {
         let t = at("2021-10-12T02:03:40.25Z");
-        let local = t.with_timezone(&Local);
-        let offset = local.offset().local_minus_utc();
-        let wall = local.naive_local().format("%Y-%m-%dT%H:%M:%S").to_string();
-        let expected_suffix = if offset == 0 {
-            "Z".to_string()
-        } else {
-            offset_z(offset)
-        };
-        assert_eq!(rfc3339_local(&t), format!("{wall}{expected_suffix}"));
+        let (offset, _) = tz::offset_and_name(tz::local_zone(), t.timestamp());
+        let wall = wall_at(&t, offset).format("%Y-%m-%dT%H:%M:%S").to_string();
+        assert_eq!(rfc3339_local(&t), format!("{wall}{}", offset_z(offset)));
         if offset == 0 {
             assert_eq!(rfc3339_local(&t), "2021-10-12T02:03:40Z");
             assert_eq!(
@@ -189,37 +176,31 @@ mod tests {
         }
     }
 
-    fn wall(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("valid wall time")
-    }
-
     #[test]
     fn time_string_like_go() {
-        let utc = Utc
-            .with_ymd_and_hms(2021, 10, 12, 2, 3, 40)
-            .single()
-            .map(|t| t.timestamp());
-        let utc = utc.expect("valid instant");
+        let utc = TimeZone::UTC;
         assert_eq!(
-            time_string(&wall("2021-10-12 02:03:40"), 0, utc, 0, None),
+            time_string(&at("2021-10-12T02:03:40Z"), &utc),
             "2021-10-12 02:03:40 +0000 UTC"
         );
         assert_eq!(
-            time_string(&wall("2021-10-12 02:03:40"), 360_294_686, utc, 0, None),
+            time_string(&at("2021-10-12T02:03:40.360294686Z"), &utc),
             "2021-10-12 02:03:40.360294686 +0000 UTC"
         );
         let berlin = tz::tests::berlin();
         assert_eq!(
-            time_string(&wall("2021-10-12 04:03:40"), 0, utc, 7200, Some(&berlin)),
+            time_string(&at("2021-10-12T02:03:40Z"), &berlin),
             "2021-10-12 04:03:40 +0200 CEST"
         );
-        // No name for the offset: Go prints the numeric offset twice.
         assert_eq!(
-            time_string(&wall("2021-10-12 07:33:40"), 0, utc, 19800, Some(&berlin)),
-            "2021-10-12 07:33:40 +0530 +0530"
+            time_string(&at("2022-01-01T00:00:00+05:30"), &berlin),
+            "2021-12-31 19:30:00 +0100 CET"
         );
+        // A zone whose type has no name: Go prints the numeric offset twice.
+        let unnamed = TimeZone::tzif("x", &tz::tests::tzif(&[], &[(-18000, false, "")], ""))
+            .expect("valid TZif");
         assert_eq!(
-            time_string(&wall("2021-10-11 21:03:40"), 0, utc, -18000, None),
+            time_string(&at("2021-10-12T02:03:40Z"), &unnamed),
             "2021-10-11 21:03:40 -0500 -0500"
         );
     }

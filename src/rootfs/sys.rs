@@ -1,14 +1,17 @@
 //! The few Linux calls the unpacker needs, each relative to a directory file
 //! descriptor and none following a symlink in its last component.
 //!
-//! This is the only file in `rootfs` with `unsafe`: every function here is a
-//! thin, checked wrapper around one `libc` call.
+//! rustix makes each call safe; this file only picks the flags (never
+//! following a symlink) and turns its errors into `io::Error`.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
 
 /// A time as seconds and nanoseconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +21,18 @@ pub(crate) struct Time {
 }
 
 impl Time {
-    fn timespec(self) -> libc::timespec {
-        libc::timespec {
-            tv_sec: self.secs as libc::time_t,
-            tv_nsec: self.nanos as libc::c_long,
+    fn timespec(self) -> Timespec {
+        Timespec {
+            tv_sec: self.secs,
+            tv_nsec: self.nanos.into(),
         }
+    }
+}
+
+fn timestamps(atime: Time, mtime: Time) -> Timestamps {
+    Timestamps {
+        last_access: atime.timespec(),
+        last_modification: mtime.timespec(),
     }
 }
 
@@ -44,46 +54,22 @@ pub(crate) fn cname(name: &OsStr) -> io::Result<CString> {
     cstring(name.as_bytes())
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn open_at(
-    dir: BorrowedFd,
-    name: &CStr,
-    flags: libc::c_int,
-    mode: libc::mode_t,
-) -> io::Result<OwnedFd> {
-    loop {
-        // SAFETY: `name` is a valid C string and `dir` an open descriptor; the
-        // returned descriptor is new and owned by nobody else.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                flags | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        };
-        match check(fd) {
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+fn open_at(dir: BorrowedFd, name: &CStr, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+    Ok(rustix::io::retry_on_intr(|| {
+        rfs::openat(dir, name, flags | OFlags::CLOEXEC, mode)
+    })?)
 }
 
 /// Opens a directory by path (following symlinks: the caller chose it) as an
 /// `O_PATH` handle, usable as the base of every `*at` call.
 pub(crate) fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
     let c = cstring(path.as_os_str().as_bytes())?;
-    // SAFETY: AT_FDCWD is always a valid base.
-    let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-    open_at(cwd, &c, libc::O_PATH | libc::O_DIRECTORY, 0)
+    open_at(
+        rfs::CWD,
+        &c,
+        OFlags::PATH | OFlags::DIRECTORY,
+        Mode::empty(),
+    )
 }
 
 /// Opens the directory `name` in `dir` as an `O_PATH` handle; a symlink
@@ -92,8 +78,8 @@ pub(crate) fn open_dir_path(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd>
     open_at(
         dir,
         name,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+        Mode::empty(),
     )
 }
 
@@ -103,8 +89,8 @@ pub(crate) fn open_dir_read(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
     open_at(
         dir,
         name,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+        Mode::empty(),
     )
     .map(File::from)
 }
@@ -112,47 +98,31 @@ pub(crate) fn open_dir_read(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
 /// Creates the regular file `name` in `dir`; fails if anything (a symlink
 /// included) is already there.
 pub(crate) fn create_file(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-    open_at(dir, name, flags, 0o600).map(File::from)
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+    open_at(dir, name, flags, Mode::from_raw_mode(0o600)).map(File::from)
 }
 
 /// The kind of `name` in `dir` without following it, or `None` if absent.
 pub(crate) fn kind_at(dir: BorrowedFd, name: &CStr) -> io::Result<Option<Kind>> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is written by the call before it is read.
-    let ret = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    match check(ret) {
-        Ok(_) => {
-            // SAFETY: fstatat succeeded, so `st` is initialised.
-            let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
-            Ok(Some(match mode {
-                libc::S_IFDIR => Kind::Dir,
-                libc::S_IFLNK => Kind::Symlink,
-                _ => Kind::Other,
-            }))
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e),
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        })),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// `mkdirat`.
 pub(crate) fn mkdir(dir: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) }).map(drop)
+    Ok(rfs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)
 }
 
 /// `symlinkat`: `name` in `dir` pointing at `target`, which is never resolved.
 pub(crate) fn symlink(target: &CStr, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+    Ok(rfs::symlinkat(target, dir, name)?)
 }
 
 /// `linkat` without `AT_SYMLINK_FOLLOW`: a symlink target is linked itself.
@@ -162,20 +132,11 @@ pub(crate) fn link(
     new_dir: BorrowedFd,
     new: &CStr,
 ) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe {
-        libc::linkat(
-            old_dir.as_raw_fd(),
-            old.as_ptr(),
-            new_dir.as_raw_fd(),
-            new.as_ptr(),
-            0,
-        )
-    })
-    .map(drop)
+    Ok(rfs::linkat(old_dir, old, new_dir, new, AtFlags::empty())?)
 }
 
-/// `mknodat` (fifos, character and block devices).
+/// `mknodat` (fifos, character and block devices): `mode` holds the file
+/// type and the permission bits.
 pub(crate) fn mknod(
     dir: BorrowedFd,
     name: &CStr,
@@ -183,83 +144,76 @@ pub(crate) fn mknod(
     major: u32,
     minor: u32,
 ) -> io::Result<()> {
-    let dev = libc::makedev(major, minor);
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, dev) })
-        .map(drop)
+    Ok(rfs::mknodat(
+        dir,
+        name,
+        FileType::from_raw_mode(mode),
+        Mode::from_raw_mode(mode),
+        rfs::makedev(major, minor),
+    )?)
+}
+
+fn owner(uid: u32, gid: u32) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+    // -1 means "leave unchanged" to the kernel, never an owner to set.
+    (
+        (uid != u32::MAX).then(|| rustix::fs::Uid::from_raw(uid)),
+        (gid != u32::MAX).then(|| rustix::fs::Gid::from_raw(gid)),
+    )
 }
 
 /// `fchownat(AT_SYMLINK_NOFOLLOW)`.
 pub(crate) fn chown_at(dir: BorrowedFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe {
-        libc::fchownat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            uid,
-            gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
+    let (uid, gid) = owner(uid, gid);
+    Ok(rfs::chownat(
+        dir,
+        name,
+        uid,
+        gid,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// `fchown`.
 pub(crate) fn fchown(file: &File, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::fchown(file.as_raw_fd(), uid, gid) }).map(drop)
+    let (uid, gid) = owner(uid, gid);
+    Ok(rfs::fchown(file, uid, gid)?)
 }
 
 /// `fchmodat` following nothing but the last component, which the caller
 /// has just created itself and knows is not a symlink (Linux has no
 /// `AT_SYMLINK_NOFOLLOW` for chmod before 6.6, and a symlink has no mode).
 pub(crate) fn chmod_at(dir: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, 0) })
-        .map(drop)
+    Ok(rfs::chmodat(
+        dir,
+        name,
+        Mode::from_raw_mode(mode),
+        AtFlags::empty(),
+    )?)
 }
 
 /// `fchmod`.
 pub(crate) fn fchmod(file: &File, mode: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::fchmod(file.as_raw_fd(), mode as libc::mode_t) }).map(drop)
+    Ok(rfs::fchmod(file, Mode::from_raw_mode(mode))?)
 }
 
 /// `utimensat(AT_SYMLINK_NOFOLLOW)`.
 pub(crate) fn utimes_at(dir: BorrowedFd, name: &CStr, atime: Time, mtime: Time) -> io::Result<()> {
-    let times = [atime.timespec(), mtime.timespec()];
-    // SAFETY: `times` holds the two timespecs the call reads.
-    check(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
+    Ok(rfs::utimensat(
+        dir,
+        name,
+        &timestamps(atime, mtime),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// `futimens`.
 pub(crate) fn futimes(file: &File, atime: Time, mtime: Time) -> io::Result<()> {
-    let times = [atime.timespec(), mtime.timespec()];
-    // SAFETY: `times` holds the two timespecs the call reads.
-    check(unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) }).map(drop)
+    Ok(rfs::futimens(file, &timestamps(atime, mtime))?)
 }
 
 /// `fsetxattr` on an open file or directory.
 pub(crate) fn fsetxattr(file: &File, name: &CStr, value: &[u8]) -> io::Result<()> {
-    // SAFETY: `value` is valid for `value.len()` bytes.
-    check(unsafe {
-        libc::fsetxattr(
-            file.as_raw_fd(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    })
-    .map(drop)
+    Ok(rfs::fsetxattr(file, name, value, XattrFlags::empty())?)
 }
 
 /// `lsetxattr` on `name` in `dir`, reached as `/proc/self/fd/DIR/NAME`: the
@@ -275,81 +229,46 @@ pub(crate) fn lsetxattr_at(
     let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     path.extend_from_slice(name.to_bytes());
     let path = cstring(&path)?;
-    // SAFETY: `value` is valid for `value.len()` bytes.
-    check(unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            attr.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    })
-    .map(drop)
+    Ok(rfs::lsetxattr(
+        path.as_c_str(),
+        attr,
+        value,
+        XattrFlags::empty(),
+    )?)
 }
 
 /// `unlinkat`; `dir_entry` removes an empty directory.
 pub(crate) fn unlink(dir: BorrowedFd, name: &CStr, dir_entry: bool) -> io::Result<()> {
-    let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: plain syscall on valid arguments.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+    let flags = if dir_entry {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    Ok(rfs::unlinkat(dir, name, flags)?)
 }
 
 /// `syncfs`: flushes the file system holding `file`.
 pub(crate) fn syncfs(file: &File) -> io::Result<()> {
-    // SAFETY: plain syscall on a valid descriptor.
-    check(unsafe { libc::syncfs(file.as_raw_fd()) }).map(drop)
+    Ok(rfs::syncfs(file)?)
 }
 
 /// Whether this process runs with an effective user ID of 0.
 pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
-/// The names in a directory (without `.` and `..`).
+/// The names in a directory (without `.` and `..`), from the start whatever
+/// was read through `dir` before: the listing opens the directory anew.
 pub(crate) fn list(dir: &File) -> io::Result<Vec<CString>> {
-    // fdopendir takes the descriptor it is given, so it gets a duplicate.
-    let fd: OwnedFd = dir.try_clone()?.into();
-    // SAFETY: `fd` is an open directory descriptor whose ownership passes to
-    // the DIR stream, closed below.
-    let stream = unsafe { libc::fdopendir(fd.as_raw_fd()) };
-    if stream.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(fd);
-    struct Stream(*mut libc::DIR);
-    impl Drop for Stream {
-        fn drop(&mut self) {
-            // SAFETY: the stream came from fdopendir and is closed once.
-            unsafe { libc::closedir(self.0) };
-        }
-    }
-    let stream = Stream(stream);
-    // The descriptor may have been read before: start from the beginning.
-    // SAFETY: valid stream.
-    unsafe { libc::rewinddir(stream.0) };
     let mut names = Vec::new();
-    loop {
-        // readdir reports errors only through errno, so clear it first.
-        // SAFETY: errno is thread-local; the stream is valid.
-        let entry = unsafe {
-            *libc::__errno_location() = 0;
-            libc::readdir(stream.0)
-        };
-        if entry.is_null() {
-            let err = io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(0) | None => Ok(names),
-                Some(_) => Err(err),
-            };
-        }
-        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated.
-        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+    for entry in rfs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
         if name.to_bytes() != b"." && name.to_bytes() != b".." {
             names.push(name.to_owned());
         }
     }
+    Ok(names)
 }
 
 /// Removes `name` from `dir`, whatever it is, without following a symlink
@@ -369,7 +288,7 @@ pub(crate) fn remove_tree(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
             };
             let _ = fchmod(&sub, 0o700);
             for child in list(&sub)? {
-                remove_tree(std::os::fd::AsFd::as_fd(&sub), &child)?;
+                remove_tree(sub.as_fd(), &child)?;
             }
             unlink(dir, name, true)
         }

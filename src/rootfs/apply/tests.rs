@@ -39,18 +39,9 @@ fn lines(list: &[&str]) -> Vec<String> {
 }
 
 fn xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {
-    let p = sys::cstring(path.as_os_str().as_bytes()).unwrap();
     let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe {
-        libc::lgetxattr(
-            p.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| buf[..n as usize].to_vec())
+    let n = rustix::fs::lgetxattr(path, name, &mut buf).ok()?;
+    Some(buf[..n].to_vec())
 }
 
 #[test]
@@ -329,7 +320,7 @@ fn rootless_skips_devices_owners_and_privileged_xattrs() {
     let fifo = fs::symlink_metadata(tmp.path().join("fifo")).unwrap();
     assert!(fifo.file_type().is_fifo());
     let owned = fs::metadata(tmp.path().join("owned")).unwrap();
-    assert_eq!(owned.uid(), unsafe { libc::geteuid() });
+    assert_eq!(owned.uid(), rustix::process::geteuid().as_raw());
     assert_eq!(
         xattr(&tmp.path().join("owned"), c"user.ok"),
         Some(b"u".to_vec())

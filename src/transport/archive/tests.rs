@@ -43,6 +43,7 @@ fn an_oci_archive_is_a_tar_of_a_layout_named_by_its_reference() {
         std::fs::File::create(&out).unwrap(),
         OutputCompression::None,
     )
+    .unwrap()
     .with_layout(ArchiveLayout::Oci)
     .with_reference("v1")
     .unwrap();
@@ -107,7 +108,8 @@ fn images_are_chosen_by_tag_full_name_or_alone() {
         "d.tar",
         std::fs::File::create(&out).unwrap(),
         OutputCompression::None,
-    );
+    )
+    .unwrap();
     for (r, name) in [("a", "example.com/a:1"), ("b", "example.com/b:2")] {
         let what = src.resolve(Some(r), &host()).unwrap();
         let name = Reference::parse(name).unwrap();
@@ -148,6 +150,7 @@ fn images_are_chosen_by_tag_full_name_or_alone() {
         std::fs::File::create(&out).unwrap(),
         OutputCompression::None,
     )
+    .unwrap()
     .with_layout(ArchiveLayout::Oci)
     .with_reference("latest")
     .unwrap();
@@ -168,6 +171,7 @@ fn images_are_chosen_by_tag_full_name_or_alone() {
         std::fs::File::create(t.path().join("x.tar")).unwrap(),
         OutputCompression::None,
     )
+    .unwrap()
     .with_reference("no spaces");
     assert!(bad.is_err());
 }
@@ -201,5 +205,39 @@ fn a_member_announcing_an_absurd_size_is_refused() {
             err.contains("truncated") || err.contains("corrupt"),
             "{size}: {err}"
         );
+    }
+}
+
+#[test]
+fn a_compressed_archive_is_made_and_read_back() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("l");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = image_blobs(&dir, "amd64", &["a"]);
+    layout(&dir, vec![entry(&a, Some("a"))]);
+    let src = LayoutSource::open(&dir).unwrap();
+    for (compression, magic) in [
+        (OutputCompression::Zstd, &[0x28, 0xb5, 0x2f, 0xfd][..]),
+        (OutputCompression::Gzip, &[0x1f, 0x8b][..]),
+    ] {
+        let out = t.path().join("c.tar");
+        let sink =
+            ArchiveSink::new("c.tar", std::fs::File::create(&out).unwrap(), compression).unwrap();
+        let what = src.resolve(Some("a"), &host()).unwrap();
+        let name = Reference::parse("example.com/a:1").unwrap();
+        copy::copy(
+            &src,
+            &sink,
+            &what,
+            &[name],
+            &CopyOptions::default(),
+            &Silent,
+        )
+        .unwrap();
+        sink.commit().unwrap();
+        assert!(std::fs::read(&out).unwrap().starts_with(magic));
+        let back = ArchiveSource::open(&Input::Path(out), t.path()).unwrap();
+        let found = back.resolve(Some("example.com/a:1"), &host()).unwrap();
+        assert_eq!(found.digest(), &a.digest);
     }
 }

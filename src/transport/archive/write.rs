@@ -130,8 +130,13 @@ fn member(d: &Digest) -> String {
 }
 
 impl ArchiveSink {
-    /// An archive written to `out`, named `name` in messages.
-    pub fn new(name: &str, out: Out, compression: OutputCompression) -> ArchiveSink {
+    /// An archive written to `out`, named `name` in messages. Fails only
+    /// when the zstd encoder cannot be made (its context allocated).
+    pub fn new(
+        name: &str,
+        out: Out,
+        compression: OutputCompression,
+    ) -> Result<ArchiveSink, ArchiveError> {
         let buffered = BufWriter::with_capacity(1 << 20, out);
         let encoder = match compression {
             OutputCompression::None => Encoder::Plain(buffered),
@@ -139,13 +144,16 @@ impl ArchiveSink {
                 buffered,
                 flate2::Compression::fast(),
             )),
-            OutputCompression::Zstd => match zstd::stream::write::Encoder::new(buffered, 3) {
-                Ok(e) => Encoder::Zstd(e),
-                // Creating a zstd context only fails without memory.
-                Err(_) => unreachable!("zstd encoder creation"),
-            },
+            OutputCompression::Zstd => Encoder::Zstd(
+                zstd::stream::write::Encoder::new(buffered, 3).map_err(|source| {
+                    ArchiveError::Io {
+                        archive: name.into(),
+                        source,
+                    }
+                })?,
+            ),
         };
-        ArchiveSink {
+        Ok(ArchiveSink {
             name: name.into(),
             layout: ArchiveLayout::Docker,
             reference: None,
@@ -159,7 +167,7 @@ impl ArchiveSink {
                 pending_unnamed: Vec::new(),
                 repositories: BTreeMap::new(),
             }),
-        }
+        })
     }
 
     /// Writes `layout` instead of docker's.

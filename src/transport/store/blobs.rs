@@ -74,9 +74,18 @@ pub(crate) fn temp_owner(name: &str) -> Option<u32> {
 
 /// True while a process with this ID runs.
 pub(crate) fn process_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // Signal 0 only checks that the process exists; EPERM means it does
+    // (someone else's). A number that is no process ID names none.
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    matches!(
+        rustix::process::test_kill_process(pid),
+        Ok(()) | Err(rustix::io::Errno::PERM)
+    )
 }
 
 /// Writes a small file atomically: temporary file, fsync, rename.
@@ -231,5 +240,13 @@ mod tests {
         assert_eq!(temp_owner("spool-12-3-0000abcd"), Some(12));
         assert_eq!(temp_owner("notes.txt"), None);
         assert!(process_alive(std::process::id()));
+        assert!(
+            process_alive(1),
+            "init is someone else's: EPERM or not, alive"
+        );
+        let mut ended = std::process::Command::new("true").spawn().unwrap();
+        ended.wait().unwrap();
+        assert!(!process_alive(ended.id()));
+        assert!(!process_alive(u32::MAX), "no process ID at all");
     }
 }

@@ -15,7 +15,8 @@ use super::{Store, StoreError, blobs};
 pub struct MountRecord {
     /// The image ID.
     pub image: Digest,
-    /// The name it was mounted by, as given (for listing).
+    /// The name it was mounted by, as given. Listings show the image's
+    /// current names instead: this one may have been removed since.
     pub name: String,
     /// Where the tree is.
     pub target: PathBuf,
