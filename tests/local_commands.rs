@@ -758,3 +758,39 @@ fn manual_pages_render() {
         "{mount}"
     );
 }
+
+/// The build writes into `$OUT_DIR/share` the very completions and pages the
+/// binary prints at run time: both come from `src/cli/args.rs`.
+#[test]
+fn the_build_writes_the_same_completions_and_pages() {
+    let s = Strata::new();
+    let share = std::path::Path::new(env!("OUT_DIR")).join("share");
+    for (shell, file) in [
+        ("bash", "strata.bash"),
+        ("zsh", "_strata"),
+        ("fish", "strata.fish"),
+    ] {
+        let built = std::fs::read_to_string(share.join("completions").join(file)).unwrap();
+        assert_eq!(built, s.run(&["completion", shell]).ok().stdout, "{file}");
+    }
+    let dir = s.path("man");
+    s.run(&["man", "--dir", dir.to_str().unwrap()]).ok();
+    let pages = |d: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let built = pages(&share.join("man"));
+    assert!(built.len() > 30, "{built:?}");
+    assert_eq!(built, pages(&dir));
+    for name in &built {
+        assert_eq!(
+            std::fs::read(share.join("man").join(name)).unwrap(),
+            std::fs::read(dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -1,17 +1,11 @@
-//! The command line as clap parses it. Only types live here; each command
-//! turns its arguments into work in `cmd/`.
+//! The command line as clap parses it: types alone, with no use of the
+//! library, so the build script can include this file to write the shell
+//! completions and manual pages. `requests.rs` turns each into its
+//! library request.
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-
-use strata::command::{
-    copy::CopyRequest, history::HistoryRequest, images::ImagesRequest, inspect::InspectRequest,
-    load::LoadRequest, login::LogoutRequest, mount::MountRequest, mount::UmountRequest,
-    prune::ImagePruneRequest, pull::PullRequest, push::PushRequest, rmi::RmiRequest,
-    save::SaveRequest, search::SearchRequest, system::CheckRequest, system::DfRequest,
-    system::SystemPruneRequest, tag::TagRequest,
-};
 
 /// strata: docker's image commands without a daemon, on a local OCI store.
 #[derive(Debug, Parser)]
@@ -233,35 +227,6 @@ pub struct PluginRunArgs {
     pub image: String,
 }
 
-impl From<PluginInspectArgs> for strata::command::plugin::PluginInspectRequest {
-    fn from(a: PluginInspectArgs) -> Self {
-        strata::command::plugin::PluginInspectRequest { plugin: a.plugin }
-    }
-}
-
-impl From<PluginPushArgs> for strata::command::plugin::PluginPushRequest {
-    fn from(a: PluginPushArgs) -> Self {
-        strata::command::plugin::PluginPushRequest {
-            plugin: a.plugin,
-            image: a.image,
-            author: a.author,
-        }
-    }
-}
-
-impl From<PluginRunArgs> for strata::command::plugin::PluginRunRequest {
-    fn from(a: PluginRunArgs) -> Self {
-        strata::command::plugin::PluginRunRequest {
-            plugin: a.plugin,
-            image: a.image,
-            tag: a.tag,
-            settings: a.settings,
-            timeout: a.timeout,
-            memory: a.memory,
-        }
-    }
-}
-
 /// `run [OPTIONS] PIPELINE.yaml`
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -394,7 +359,7 @@ pub struct CopyArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Blobs copied at once.
-    #[arg(long, default_value_t = strata::command::copy::default_concurrent(), value_name = "int")]
+    #[arg(long, default_value_t = 6, value_name = "int")]
     pub max_concurrent: usize,
     /// Apply a WebAssembly plugin (a layer or config transform) on the
     /// way; repeat for several, applied in order A file, or an
@@ -602,197 +567,4 @@ pub struct LoadArgs {
     /// OCI artifact pinned by digest (REGISTRY/REPO@sha256:…).
     #[arg(long = "transform", value_name = "PLUGIN.wasm|REF@DIGEST")]
     pub transform: Vec<String>,
-}
-
-// Each command's arguments become its library request: the same struct a
-// pipeline step deserializes into.
-
-impl From<MountArgs> for MountRequest {
-    fn from(a: MountArgs) -> Self {
-        MountRequest {
-            image: a.image,
-            target: a.target,
-            rw: a.rw,
-            flatten: a.flatten,
-            jobs: a.jobs,
-        }
-    }
-}
-
-impl From<UmountArgs> for UmountRequest {
-    fn from(a: UmountArgs) -> Self {
-        UmountRequest { images: a.what }
-    }
-}
-
-impl From<PullArgs> for PullRequest {
-    fn from(a: PullArgs) -> Self {
-        PullRequest {
-            image: a.name,
-            all_platforms: a.all_platforms,
-            all_tags: a.all_tags,
-            platform: a.platform,
-            quiet: a.quiet,
-            max_concurrent_downloads: a.max_concurrent_downloads,
-            transform: a.transform,
-        }
-    }
-}
-
-impl From<PushArgs> for PushRequest {
-    fn from(a: PushArgs) -> Self {
-        PushRequest {
-            image: a.name,
-            all_tags: a.all_tags,
-            quiet: a.quiet,
-            max_concurrent_uploads: a.max_concurrent_uploads,
-            chunk_size: a.chunk_size,
-        }
-    }
-}
-
-impl From<CopyArgs> for CopyRequest {
-    fn from(a: CopyArgs) -> Self {
-        CopyRequest {
-            source: a.source,
-            target: a.destination,
-            // Every platform unless one is named (--all says so explicitly).
-            all: a.platform.is_none(),
-            platform: a.platform,
-            quiet: a.quiet,
-            max_concurrent: a.max_concurrent,
-            transform: a.transform,
-        }
-    }
-}
-
-impl From<SearchArgs> for SearchRequest {
-    fn from(a: SearchArgs) -> Self {
-        SearchRequest {
-            term: a.term,
-            filter: a.filter,
-            format: a.format,
-            limit: a.limit,
-            no_trunc: a.no_trunc,
-        }
-    }
-}
-
-impl From<LogoutArgs> for LogoutRequest {
-    fn from(a: LogoutArgs) -> Self {
-        LogoutRequest { server: a.server }
-    }
-}
-
-impl From<ImagesArgs> for ImagesRequest {
-    fn from(a: ImagesArgs) -> Self {
-        ImagesRequest {
-            reference: a.reference,
-            all: a.all,
-            digests: a.digests,
-            filter: a.filter,
-            format: a.format,
-            no_trunc: a.no_trunc,
-            quiet: a.quiet,
-        }
-    }
-}
-
-impl From<TagArgs> for TagRequest {
-    fn from(a: TagArgs) -> Self {
-        TagRequest {
-            source: a.source,
-            target: a.target,
-        }
-    }
-}
-
-impl From<HistoryArgs> for HistoryRequest {
-    fn from(a: HistoryArgs) -> Self {
-        HistoryRequest {
-            image: a.image,
-            format: a.format,
-            human: a.human,
-            no_trunc: a.no_trunc,
-            quiet: a.quiet,
-        }
-    }
-}
-
-impl InspectArgs {
-    /// The request; `image_noun` when run as `image inspect`.
-    pub fn into_request(self, image_noun: bool) -> InspectRequest {
-        InspectRequest {
-            images: self.names,
-            format: self.format,
-            kind: self.kind,
-            image_noun,
-        }
-    }
-}
-
-impl From<RmiArgs> for RmiRequest {
-    fn from(a: RmiArgs) -> Self {
-        RmiRequest {
-            images: a.images,
-            force: a.force,
-            no_prune: a.no_prune,
-        }
-    }
-}
-
-impl From<SaveArgs> for SaveRequest {
-    fn from(a: SaveArgs) -> Self {
-        SaveRequest {
-            images: a.images,
-            output: a.output,
-            compress: a.compress,
-            transform: a.transform,
-        }
-    }
-}
-
-impl From<LoadArgs> for LoadRequest {
-    fn from(a: LoadArgs) -> Self {
-        LoadRequest {
-            input: a.input,
-            quiet: a.quiet,
-            transform: a.transform,
-        }
-    }
-}
-
-impl From<DfArgs> for DfRequest {
-    fn from(a: DfArgs) -> Self {
-        DfRequest {
-            verbose: a.verbose,
-            format: a.format,
-        }
-    }
-}
-
-impl From<PruneArgs> for ImagePruneRequest {
-    fn from(a: PruneArgs) -> Self {
-        ImagePruneRequest {
-            all: a.all,
-            force: a.force,
-            filter: a.filter,
-        }
-    }
-}
-
-impl From<PruneArgs> for SystemPruneRequest {
-    fn from(a: PruneArgs) -> Self {
-        SystemPruneRequest {
-            all: a.all,
-            force: a.force,
-            filter: a.filter,
-        }
-    }
-}
-
-impl From<CheckArgs> for CheckRequest {
-    fn from(a: CheckArgs) -> Self {
-        CheckRequest { repair: a.repair }
-    }
 }

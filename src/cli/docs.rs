@@ -1,8 +1,6 @@
 //! `strata completion SHELL` and `strata man`: shell completion scripts and
 //! manual pages generated from the clap definitions, so they cannot drift
-//! from the commands. Made at run time: the definitions live in the binary,
-//! beside the library requests they turn into, where a build script cannot
-//! reach them.
+//! from the commands. `build.rs` writes the same files at build time.
 
 use std::io::Write;
 

@@ -5,6 +5,7 @@ mod args;
 mod docs;
 mod login;
 mod progress;
+mod requests;
 mod run;
 mod ui;
 
