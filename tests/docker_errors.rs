@@ -262,6 +262,43 @@ fn format_errors_on_a_row_read_as_docker_s() {
     assert_eq!(ok.stdout, "12 12\n");
 }
 
+/// `inspect --format`: docker runs the template on its typed struct and,
+/// where that fails, on the raw JSON with missing keys as errors; a key of
+/// a string-keyed map (labels) is `<no value>` either way.
+#[test]
+fn inspect_format_errors_read_as_docker_s() {
+    let _docker = docker_lock();
+    let s = both_with_demo();
+    for format in [
+        "{{.Nope}}",
+        "{{.Config.Nope}}",
+        "{{json .Nope}}",
+        "{{.Nope.X}}",
+        "{{.Id.x}}",
+        "{{.Config.ExposedPorts.x}}",
+        "{{.Config.Healthcheck.Test}}",
+        "{{.Config.Labels.nope}} {{.Nope}}",
+        "{{with .Config}}{{.Nope}}{{end}}",
+        "{{range .RepoTags}}{{.}}{{end}} {{.Nope}}",
+        "{{$.Nope}}",
+    ] {
+        let (ours, _) = same_error(&s, &["inspect", "--format", format, DEMO]);
+        assert_ne!(ours.code, 0, "{format}");
+        assert_eq!(ours.stdout, "", "{format}");
+    }
+    for format in [
+        "{{.Config.Labels.nope}}",
+        "{{.GraphDriver.Data.nope}}",
+        "{{.Config.Volumes.x}}",
+        "{{len .RootFS.Layers}} {{with .Config}}{{.Env}}{{end}}",
+    ] {
+        let args = ["inspect", "--format", format, DEMO];
+        let theirs = docker_run(&args).ok();
+        let ours = s.run(&args).ok();
+        assert_eq!(ours.stdout, theirs.stdout, "{format}");
+    }
+}
+
 #[test]
 fn a_malformed_reference_pattern_is_an_error_as_in_docker() {
     let _docker = docker_lock();

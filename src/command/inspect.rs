@@ -270,7 +270,7 @@ pub fn run(ctx: &Context, args: &InspectRequest, ui: &dyn Ui) -> Result<Value, C
         }
         Some(t) => {
             for value in &values {
-                writeln!(out, "{}", t.render(value)?)?;
+                writeln!(out, "{}", t.render_inspect(value)?)?;
             }
         }
     }

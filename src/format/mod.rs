@@ -5,6 +5,7 @@
 mod check;
 mod duration;
 mod funcs;
+mod inspect;
 mod json;
 mod row;
 mod size;

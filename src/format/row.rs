@@ -115,7 +115,7 @@ fn command_misuse(
             _ => continue,
         };
         return Some(at(
-            field_offset(pos.offset, names),
+            super::inspect::chain_offset(pos.offset, names),
             format!(".{}", names.join(".")),
             message,
         ));
@@ -148,19 +148,10 @@ fn command_misuse(
     None
 }
 
-/// Where Go places a field chain: at its last field (`.ID.x` at `.x`).
-fn field_offset<S: AsRef<str>>(start: usize, names: &[S]) -> usize {
-    start
-        + names[..names.len() - 1]
-            .iter()
-            .map(|n| n.as_ref().len() + 1)
-            .sum::<usize>()
-}
-
 /// Go's `ErrorContext` position: the line, and the byte offset within it
 /// (counted from 0, except on the first line where it is the offset
 /// itself, as Go computes it).
-fn go_position(src: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn go_position(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = 1 + before.matches('\n').count();
     let col = match before.rfind('\n') {
@@ -242,6 +233,11 @@ mod tests {
         assert_eq!(
             check("{{.ID.x}}").unwrap(),
             "template: :1:5: executing \"\" at <.ID.x>: can't evaluate field x in type string"
+        );
+        // Go places a chain at its second field, however long it is.
+        assert_eq!(
+            check("{{.ID.x.y}}").unwrap(),
+            "template: :1:5: executing \"\" at <.ID.x.y>: can't evaluate field x in type string"
         );
         assert_eq!(
             check("{{. | len}}").unwrap(),

@@ -152,6 +152,17 @@ impl Template {
         self.render_value(&to_value(data)?)
     }
 
+    /// Renders the template with one image's inspect JSON as `.`, failing
+    /// where `docker inspect --format` does (see `inspect.rs`): a field the
+    /// image does not have is an error, not `<no value>`.
+    pub fn render_inspect<T: Serialize>(&self, data: &T) -> Result<String, FormatError> {
+        let value = to_value(data)?;
+        if let Some(message) = super::inspect::misuse(&self.source, &self.tree, &value) {
+            return Err(FormatError::Execute(message));
+        }
+        self.render_value(&value)
+    }
+
     /// Renders the template with `data` as `.`.
     pub fn render_value(&self, data: &Value) -> Result<String, FormatError> {
         let mut out = String::new();
