@@ -636,8 +636,13 @@ impl Store {
                     in_use,
                     ..
                 } => {
-                    if in_use.is_some() {
-                        report.left.push(p.to_string());
+                    if let Some((name, target)) = in_use {
+                        report.left.push(format!(
+                            "unpacked layer {}: a lower layer of the mount of {name} at {}; \
+                             unmount it, then repair again",
+                            path.display(),
+                            target.display()
+                        ));
                         continue;
                     }
                     // A mount under way (its image leased) may be about to
