@@ -4,15 +4,40 @@
 //! descriptor of a manifest that is here whole (config and layers, or for an
 //! index at least one child, each of those whole); a layer record must give
 //! the diff ID the blob really has; an unpacked layer in the cache must be a
-//! directory named by a diff ID; a mount record must name a stored image and
-//! a tree that is there. A repair drops what is broken (a corrupt blob, the
-//! names of an image that cannot be read whole, a wrong record, a bogus
-//! mount record) and nothing else: what nothing names any more is left to
-//! `prune`, so a repair never deletes a sound blob.
+//! directory named by a diff ID and hold what its layer blob unpacks to; a
+//! mount record must name a stored image and a tree that is there.
+//!
+//! Unpacked layers cost no second read of their blobs: a layer blob whose
+//! record names an entry of the cache is decompressed on a second thread as
+//! it is hashed, into the tree the unpacker writes for it
+//! ([`ExpectedTree`]: names, metadata, each file's size and SHA-256, never
+//! a layer or a file whole in memory), and the entry is compared with that
+//! tree: kind, size, content, mode, time, symlink target, device numbers,
+//! hard links, whiteouts (`0:0` devices) and nothing extra; owners and the
+//! opaque attribute only when the check runs as root, as the cache is
+//! filled (only root mounts overlays). An entry no record leads to (or one
+//! that came meanwhile) is compared under the lock with a sound blob of its
+//! diff ID that the records or the configs name. A difference is one line:
+//! the entry's directory, the first differing path in path order, and what
+//! differs.
+//!
+//! A repair drops what is broken (a corrupt blob, the names of an image that
+//! cannot be read whole, a wrong record, a bogus mount record, an unpacked
+//! layer that differs, which the next mount unpacks again) and nothing
+//! else: what nothing names any more is left to `prune`, so a repair never
+//! deletes a sound blob or a sound unpacked layer. An unpacked layer that a
+//! mounted overlay has as a lower directory is never removed under it: the
+//! repair leaves it, says that mount must be unmounted first, and counts it
+//! as left ([`CheckReport::left`]); so it does while a running command (a
+//! mount under way) leases its image.
 //!
 //! What a killed command may leave (blobs no name reaches yet, unpacked
 //! layers of removed images, records of removed blobs, ingest files) is not
-//! wrong: the next collection sweeps it.
+//! wrong: the next collection sweeps it. So is an unpacked layer whose blob
+//! is gone or corrupt: it cannot be compared, the cache only ever renames a
+//! layer into place whole, and once no image has its diff ID `prune`
+//! removes it (a missing or corrupt blob of an image that is still named is
+//! reported with that image).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
