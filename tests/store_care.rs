@@ -292,6 +292,127 @@ fn check_reports_each_problem_on_a_line_and_repair_drops_only_what_is_broken() {
     .ok();
 }
 
+/// Unmounts whatever a test left mounted under its store, even when it
+/// fails half way, so no mount outlives its temporary directory.
+struct Unmounter<'s>(&'s Strata);
+
+impl Drop for Unmounter<'_> {
+    fn drop(&mut self) {
+        let root = self.0.root();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(1)
+                && target.starts_with(root.to_str().unwrap_or("-"))
+            {
+                let _ = std::process::Command::new("umount")
+                    .args(["-l", target])
+                    .status();
+            }
+        }
+    }
+}
+
+/// The unpacked layers a mount leaves in the cache are compared with their
+/// blobs: a file changed there is named; a repair leaves the layer while a
+/// mount stacks it, removes it (and only it) once unmounted, and the next
+/// mount unpacks it again as the blob has it.
+#[test]
+fn check_compares_unpacked_layers_with_their_blobs_and_repair_removes_only_a_changed_one() {
+    if !rustix::process::geteuid().is_root() {
+        common::cannot_run(
+            "store_care::check_compares_unpacked_layers_with_their_blobs_and_repair_removes_only_a_changed_one",
+            "overlay mounts need root",
+        );
+        return;
+    }
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()])
+        .ok();
+    let mount = || {
+        s.run(&["mount", "strata-demo/hello:1.0"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let merged = mount();
+    let clean = "4 blobs and 1 index entries checked: no problem found\n";
+    assert_eq!(s.run(&["system", "check"]).ok().stdout, clean);
+    s.run(&["umount", &merged]).ok();
+    // The demo's layers are plain tars: their diff IDs are their digests.
+    let cache = s.root().join(".strata/rootfs/sha256");
+    let first = cache.join("4a13a924604417556c94be067c8fdf7df1b0e53ddd74e7e8ae006da2685e9592");
+    let second = cache.join("0da46754b69633e8cb55fc4e9b0748e4cc0092e9f152c2c18ebc86a606d74ef4");
+    assert!(first.is_dir() && second.is_dir());
+    let release = first.join("etc/os-release");
+    let original = std::fs::read(&release).unwrap();
+    let mut changed = original.clone();
+    changed[0] ^= 0x20;
+    std::fs::write(&release, &changed).unwrap();
+    let second_before = std::fs::read(second.join("etc/motd")).unwrap();
+
+    let problem = format!(
+        "unpacked layer {}: /etc/os-release: its content differs from the layer's",
+        first.display()
+    );
+    let r = s.run(&["system", "check"]).fails();
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stdout,
+        format!("{problem}\n4 blobs and 1 index entries checked: 1 problem found\n")
+    );
+
+    // Mounted again (the cache is reused as it is), it is left alone.
+    let merged = mount();
+    let r = s.run(&["system", "check", "--repair"]).fails();
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{problem}; it is a lower layer of the mount of strata-demo/hello:1.0 at {merged}, \
+             which must be unmounted before a repair can remove it\n\
+             not repaired: unpacked layer {}: a lower layer of the mount of \
+             strata-demo/hello:1.0 at {merged}; unmount it, then repair again\n\
+             4 blobs and 1 index entries checked: 1 found, 1 not repaired\n",
+            first.display()
+        )
+    );
+    assert!(
+        r.stderr.starts_with("Error: 1 problem(s) in the store at "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(&release).unwrap(), changed);
+    s.run(&["umount", &merged]).ok();
+
+    let r = s.run(&["system", "check", "--repair"]).ok();
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{problem}\nrepaired: removed unpacked layer {} (a mount unpacks it again from its blob)\n\
+             4 blobs and 1 index entries checked: 1 found, repaired\n",
+            first.display()
+        )
+    );
+    assert!(!first.exists());
+    assert_eq!(
+        std::fs::read(second.join("etc/motd")).unwrap(),
+        second_before,
+        "the sound layer stays"
+    );
+    assert_eq!(s.run(&["system", "check"]).ok().stdout, clean);
+
+    let merged = mount();
+    assert_eq!(std::fs::read(&release).unwrap(), original);
+    assert_eq!(
+        std::fs::read(std::path::Path::new(&merged).join("etc/os-release")).unwrap(),
+        original
+    );
+    assert_eq!(s.run(&["system", "check"]).ok().stdout, clean);
+    s.run(&["umount", &merged]).ok();
+}
+
 /// docker and strata on the same archives: `system df -v`'s rows for these
 /// images, and `image prune` (limited by label to this test's images, so
 /// the shared daemon's other images are left alone).

@@ -357,6 +357,14 @@ pub enum CommandError {
         /// How many.
         problems: usize,
     },
+    /// `system check --repair` had to leave some problems as they were.
+    #[error("{problems} problem(s) in the store at {} were left as they are (see above)", root.display())]
+    Unrepaired {
+        /// The store's root.
+        root: PathBuf,
+        /// How many.
+        problems: usize,
+    },
     /// Several items were asked for and some failed; the rest were done.
     /// Each message is one line.
     #[error("{}", .0.join("; "))]

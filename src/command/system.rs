@@ -329,7 +329,8 @@ pub fn prune(
 }
 
 /// Runs `system check`: one line per problem; with `repair`, one line per
-/// thing dropped. Fails (exit 1) when something is wrong and was not
+/// thing dropped and one per thing left as it was (an unpacked layer a
+/// mount stacks). Fails (exit 1) when something is wrong and was not
 /// repaired.
 pub fn check(
     ctx: &Context,
@@ -345,27 +346,38 @@ pub fn check(
     for r in &report.repaired {
         writeln!(out, "repaired: {r}")?;
     }
+    for l in &report.left {
+        writeln!(out, "not repaired: {l}")?;
+    }
     writeln!(
         out,
         "{} blobs and {} index entries checked: {}",
         report.blobs,
         report.entries,
-        match (report.problems.len(), args.repair) {
-            (0, _) => "no problem found".to_string(),
-            (1, false) => "1 problem found".to_string(),
-            (n, false) => format!("{n} problems found"),
-            (n, true) => format!("{n} found, repaired"),
+        match (report.problems.len(), args.repair, report.left.len()) {
+            (0, _, _) => "no problem found".to_string(),
+            (1, false, _) => "1 problem found".to_string(),
+            (n, false, _) => format!("{n} problems found"),
+            (n, true, 0) => format!("{n} found, repaired"),
+            (n, true, left) => format!("{n} found, {left} not repaired"),
         }
     )?;
     out.flush()?;
     let outputs = serde_json::json!({
         "problems": report.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
         "repaired": report.repaired,
+        "left": report.left,
     });
     if !report.problems.is_empty() && !args.repair {
         return Err(CommandError::Unsound {
             root: store.root().to_path_buf(),
             problems: report.problems.len(),
+        });
+    }
+    if !report.left.is_empty() {
+        return Err(CommandError::Unrepaired {
+            root: store.root().to_path_buf(),
+            problems: report.left.len(),
         });
     }
     Ok(outputs)

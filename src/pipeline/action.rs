@@ -65,7 +65,7 @@ pub const ACTIONS: &[(&str, &[&str])] = &[
         "system_prune",
         &["untagged", "deleted", "blobs", "reclaimed"],
     ),
-    ("system_check", &["problems", "repaired"]),
+    ("system_check", &["problems", "repaired", "left"]),
 ];
 
 /// The outputs `action` gives, or `None` for an unknown action.

@@ -7,6 +7,8 @@
 //!   device, the `trusted.overlay.opaque` attribute).
 //! - [`flatten`] applies a stack of layers into one tree, OCI whiteouts
 //!   deleting what lower layers put there.
+//! - [`ExpectedTree`] foresees from a layer's stream what [`unpack_layer`]
+//!   writes, and compares a directory with it (`system check` on the cache).
 //! - [`LayerCache`] unpacks layers in parallel into a directory per diff ID,
 //!   each complete or absent, shared safely between strata processes.
 //!
@@ -52,7 +54,9 @@ mod testing;
 use std::io;
 use std::path::PathBuf;
 
-pub use apply::{flatten, unpack_layer};
+pub use apply::{
+    CompareOptions, Difference, EntryKind, ExpectedTree, Mismatch, flatten, unpack_layer,
+};
 pub use cache::{CacheOptions, CacheRequest, CachedLayer, LayerCache, LayerOpener, unpack_cached};
 pub use report::{UnpackOptions, UnpackReport, UnpackWarning, WarningKind};
 pub use scan::{LayerStats, scan_layer};

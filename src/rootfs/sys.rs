@@ -115,6 +115,48 @@ pub(crate) fn kind_at(dir: BorrowedFd, name: &CStr) -> io::Result<Option<Kind>> 
     }
 }
 
+/// What `lstat` says about `name` in `dir` in full, or `None` if absent.
+pub(crate) fn stat_at(dir: BorrowedFd, name: &CStr) -> io::Result<Option<rfs::Stat>> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the regular file `name` in `dir` for reading; never a symlink.
+pub(crate) fn open_file_read(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
+    open_at(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map(File::from)
+}
+
+/// The target of the symlink `name` in `dir`, as bytes.
+pub(crate) fn readlink_at(dir: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
+    Ok(rfs::readlinkat(dir, name, Vec::new())?.into_bytes())
+}
+
+/// An extended attribute of an open file or directory, or `None` when it
+/// has none by that name.
+pub(crate) fn fgetxattr(file: &File, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match rfs::fgetxattr(file, name, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(Errno::NODATA) => return Ok(None),
+            Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 16, 0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `mkdirat`.
 pub(crate) fn mkdir(dir: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
     Ok(rfs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)

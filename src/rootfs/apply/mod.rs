@@ -34,9 +34,12 @@ const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 /// Size of the copy buffer for file content.
 const COPY_BUFFER: usize = 128 * 1024;
 
+mod expected;
 #[cfg(test)]
 mod tests;
 mod whiteout;
+
+pub use expected::{CompareOptions, Difference, EntryKind, ExpectedTree, Mismatch};
 
 /// Unpacks one layer (compressed or not) into `dest` as an overlayfs layer
 /// directory: `.wh.NAME` becomes a `0:0` character device `NAME`,
@@ -370,55 +373,11 @@ impl Applier {
     }
 
     fn owner<R: Read>(&self, entry: &tar::Entry<R>) -> Result<(u32, u32), RootfsError> {
-        let h = entry.header();
-        let id = |v: io::Result<u64>| -> Result<u32, RootfsError> {
-            let v = v.map_err(|e| self.tar_err(e))?;
-            u32::try_from(v).map_err(|_| {
-                self.tar_err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("owner ID {v} is out of range"),
-                ))
-            })
-        };
-        Ok((id(h.uid())?, id(h.gid())?))
+        read_owner(entry).map_err(|e| self.tar_err(e))
     }
 
-    /// Reads an entry's metadata: PAX records first (they override the
-    /// header's times and carry the extended attributes).
     fn meta<R: Read>(&self, entry: &mut tar::Entry<R>) -> Result<Meta, RootfsError> {
-        let mut xattrs = Vec::new();
-        let (mut pax_mtime, mut pax_atime) = (None, None);
-        if let Some(records) = entry.pax_extensions().map_err(|e| self.tar_err(e))? {
-            for record in records {
-                let record = record.map_err(|e| self.tar_err(e))?;
-                let key = record.key_bytes();
-                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    xattrs.push((name.to_vec(), record.value_bytes().to_vec()));
-                } else if key == b"mtime" {
-                    pax_mtime = parse_pax_time(record.value_bytes());
-                } else if key == b"atime" {
-                    pax_atime = parse_pax_time(record.value_bytes());
-                }
-            }
-        }
-        let (uid, gid) = self.owner(entry)?;
-        let h = entry.header();
-        let mode = h.mode().map_err(|e| self.tar_err(e))? & 0o7777;
-        let mtime = pax_mtime.unwrap_or_else(|| whole_secs(h.mtime().unwrap_or(0)));
-        let gnu_atime = h
-            .as_gnu()
-            .and_then(|g| g.atime().ok())
-            .filter(|&t| t != 0)
-            .map(whole_secs);
-        let atime = pax_atime.or(gnu_atime).unwrap_or(mtime);
-        Ok(Meta {
-            mode,
-            uid,
-            gid,
-            atime,
-            mtime,
-            xattrs,
-        })
+        read_meta(entry).map_err(|e| self.tar_err(e))
     }
 
     /// Records that this layer wrote `rel` (and so its ancestors).
@@ -798,6 +757,59 @@ impl Applier {
         }
         Ok(self.report)
     }
+}
+
+/// An entry's owner from its header.
+fn read_owner<R: Read>(entry: &tar::Entry<R>) -> io::Result<(u32, u32)> {
+    let h = entry.header();
+    let id = |v: io::Result<u64>| -> io::Result<u32> {
+        let v = v?;
+        u32::try_from(v).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("owner ID {v} is out of range"),
+            )
+        })
+    };
+    Ok((id(h.uid())?, id(h.gid())?))
+}
+
+/// Reads an entry's metadata: PAX records first (they override the
+/// header's times and carry the extended attributes).
+fn read_meta<R: Read>(entry: &mut tar::Entry<R>) -> io::Result<Meta> {
+    let mut xattrs = Vec::new();
+    let (mut pax_mtime, mut pax_atime) = (None, None);
+    if let Some(records) = entry.pax_extensions()? {
+        for record in records {
+            let record = record?;
+            let key = record.key_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                xattrs.push((name.to_vec(), record.value_bytes().to_vec()));
+            } else if key == b"mtime" {
+                pax_mtime = parse_pax_time(record.value_bytes());
+            } else if key == b"atime" {
+                pax_atime = parse_pax_time(record.value_bytes());
+            }
+        }
+    }
+    let (uid, gid) = read_owner(entry)?;
+    let h = entry.header();
+    let mode = h.mode()? & 0o7777;
+    let mtime = pax_mtime.unwrap_or_else(|| whole_secs(h.mtime().unwrap_or(0)));
+    let gnu_atime = h
+        .as_gnu()
+        .and_then(|g| g.atime().ok())
+        .filter(|&t| t != 0)
+        .map(whole_secs);
+    let atime = pax_atime.or(gnu_atime).unwrap_or(mtime);
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        atime,
+        mtime,
+        xattrs,
+    })
 }
 
 /// A path for messages.

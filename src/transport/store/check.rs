@@ -4,27 +4,51 @@
 //! descriptor of a manifest that is here whole (config and layers, or for an
 //! index at least one child, each of those whole); a layer record must give
 //! the diff ID the blob really has; an unpacked layer in the cache must be a
-//! directory named by a diff ID; a mount record must name a stored image and
-//! a tree that is there. A repair drops what is broken (a corrupt blob, the
-//! names of an image that cannot be read whole, a wrong record, a bogus
-//! mount record) and nothing else: what nothing names any more is left to
-//! `prune`, so a repair never deletes a sound blob.
+//! directory named by a diff ID and hold what its layer blob unpacks to; a
+//! mount record must name a stored image and a tree that is there.
+//!
+//! Unpacked layers cost no second read of their blobs: a layer blob whose
+//! record names an entry of the cache is decompressed on a second thread as
+//! it is hashed, into the tree the unpacker writes for it
+//! ([`ExpectedTree`]: names, metadata, each file's size and SHA-256, never
+//! a layer or a file whole in memory), and the entry is compared with that
+//! tree: kind, size, content, mode, time, symlink target, device numbers,
+//! hard links, whiteouts (`0:0` devices) and nothing extra; owners and the
+//! opaque attribute only when the check runs as root, as the cache is
+//! filled (only root mounts overlays). An entry no record leads to (or one
+//! that came meanwhile) is compared under the lock with a sound blob of its
+//! diff ID that the records or the configs name. A difference is one line:
+//! the entry's directory, the first differing path in path order, and what
+//! differs.
+//!
+//! A repair drops what is broken (a corrupt blob, the names of an image that
+//! cannot be read whole, a wrong record, a bogus mount record, an unpacked
+//! layer that differs, which the next mount unpacks again) and nothing
+//! else: what nothing names any more is left to `prune`, so a repair never
+//! deletes a sound blob or a sound unpacked layer. An unpacked layer that a
+//! mounted overlay has as a lower directory is never removed under it: the
+//! repair leaves it, says that mount must be unmounted first, and counts it
+//! as left ([`CheckReport::left`]); so it does while a running command (a
+//! mount under way) leases its image.
 //!
 //! What a killed command may leave (blobs no name reaches yet, unpacked
 //! layers of removed images, records of removed blobs, ingest files) is not
-//! wrong: the next collection sweeps it.
+//! wrong: the next collection sweeps it. So is an unpacked layer whose blob
+//! is gone or corrupt: it cannot be compared, the cache only ever renames a
+//! layer into place whole, and once no image has its diff ID `prune`
+//! removes it (a missing or corrupt blob of an image that is still named is
+//! reported with that image).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
-#[cfg(test)]
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 
 use crate::digest::{self, Digest, Hasher};
 use crate::image::{Index, ManifestKind, RawManifest, sniff_media_type};
-use crate::rootfs;
+use crate::pipe;
+use crate::rootfs::{self, CompareOptions, Difference, ExpectedTree, RootfsError};
 
 use super::index::entry_name;
 use super::meta::LayerInfo;
@@ -78,6 +102,18 @@ pub enum Problem {
         /// What is wrong with it.
         reason: String,
     },
+    /// An unpacked layer is not what its layer blob unpacks to.
+    UnpackedLayerDiffers {
+        /// The layer's directory in the cache.
+        path: PathBuf,
+        /// Its diff ID.
+        diff_id: Digest,
+        /// The first entry that differs, and how.
+        difference: Difference,
+        /// The recorded mount that has it as a lower layer (its name and
+        /// target), if one does: only unmounting it lets a repair remove it.
+        in_use: Option<(String, PathBuf)>,
+    },
     /// A mount record names something that is not there.
     BogusMount {
         /// The record.
@@ -128,6 +164,23 @@ impl std::fmt::Display for Problem {
             Problem::BadCacheEntry { path, reason } => {
                 write!(f, "unpacked layer {}: {reason}", path.display())
             }
+            Problem::UnpackedLayerDiffers {
+                path,
+                difference,
+                in_use,
+                ..
+            } => {
+                write!(f, "unpacked layer {}: {difference}", path.display())?;
+                if let Some((name, target)) = in_use {
+                    write!(
+                        f,
+                        "; it is a lower layer of the mount of {name} at {}, which must be \
+                         unmounted before a repair can remove it",
+                        target.display()
+                    )?;
+                }
+                Ok(())
+            }
             Problem::BogusMount { record, reason } => write!(
                 f,
                 "mount of {} at {}: {reason}",
@@ -155,6 +208,8 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// What a repair dropped or rewrote, one line each.
     pub repaired: Vec<String>,
+    /// What a repair had to leave as it was, and why, one line each.
+    pub left: Vec<String>,
 }
 
 /// The state of one blob as the hashing pass found it.
@@ -172,10 +227,15 @@ impl Store {
     pub fn check(&self, repair: bool) -> Result<CheckReport, StoreError> {
         // The long part, hashing, runs without the lock, so writers wait
         // only for what was added meanwhile and for the structure's check.
+        // Unpacked layers are compared with their blobs in the same pass:
+        // a layer blob that has one is decompressed as it is hashed.
         let mut blobs = HashMap::new();
-        self.hash_blobs(&mut blobs)?;
+        let mut cache = CacheCheck::default();
+        cache.list(self, false);
+        self.hash_blobs(&mut blobs, &mut cache, false)?;
         let _guard = self.lock()?;
-        self.hash_blobs(&mut blobs)?;
+        cache.list(self, true);
+        self.hash_blobs(&mut blobs, &mut cache, true)?;
         let mut report = CheckReport {
             blobs: blobs.len(),
             ..CheckReport::default()
@@ -231,7 +291,7 @@ impl Store {
         let stale = checker.stale_records();
         let images = checker.images.clone();
         report.problems.extend(stale);
-        self.check_cache(&mut report);
+        self.check_cache(&blobs, &checker.layers, &mut cache, &mut report);
         let mounts = self.check_mounts(&images, &mut report)?;
         self.check_artifacts(&blobs, &mut report);
         if repair {
@@ -242,8 +302,16 @@ impl Store {
 
     /// Hashes every blob not hashed yet (`known`); forgets those gone. A
     /// blob is never changed once in place, only added or deleted, so a
-    /// first pass without the lock stays true for what is still there.
-    fn hash_blobs(&self, known: &mut HashMap<Digest, BlobState>) -> Result<(), StoreError> {
+    /// first pass without the lock stays true for what is still there. A
+    /// layer blob whose record names an unpacked layer not compared yet is
+    /// decompressed and walked at the same time, and the unpacked layer
+    /// compared with it (`locked` says whether under the lock).
+    fn hash_blobs(
+        &self,
+        known: &mut HashMap<Digest, BlobState>,
+        cache: &mut CacheCheck,
+        locked: bool,
+    ) -> Result<(), StoreError> {
         let dir = self.root.join("blobs/sha256");
         let listing = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
         let mut seen = HashSet::new();
@@ -261,31 +329,21 @@ impl Store {
                 continue;
             }
             let path = entry.path();
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
+            let wanted = cache.wanted(self, &d);
+            let Some((actual, size, tree)) = hash_file(&path, &d, wanted.is_some())? else {
                 // Collected meanwhile (this pass may run without the lock).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io("open", &path, e)),
+                continue;
             };
-            let mut reader = BufReader::with_capacity(blobs::CHUNK, file);
-            let mut hasher = Hasher::new();
-            let mut buf = vec![0u8; blobs::CHUNK];
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(|e| StoreError::io("read", &path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            let size = hasher.len();
-            let actual = hasher.finish();
             let state = if actual == d {
                 BlobState::Sound(size)
             } else {
                 BlobState::Corrupt(actual)
             };
+            if let (Some(diff_id), BlobState::Sound(_), Some(Ok(tree))) = (wanted, &state, tree)
+                && tree.diff_id() == &diff_id
+            {
+                cache.compare(&diff_id, &tree, locked);
+            }
             known.insert(d, state);
         }
         known.retain(|d, _| seen.contains(d));
@@ -330,28 +388,155 @@ impl Store {
         Ok((Some(doc), out))
     }
 
-    fn check_cache(&self, report: &mut CheckReport) {
+    /// Every entry of the unpacked-layer cache must be a directory named by
+    /// a diff ID, and agree with its layer blob. One whose blob is not here
+    /// (or is corrupt, or is no layer of that diff ID) cannot be compared
+    /// and is left alone: a killed command or a repair leaves such entries,
+    /// and `prune` removes them once no image has their diff ID.
+    fn check_cache(
+        &self,
+        blobs: &HashMap<Digest, BlobState>,
+        layers: &HashMap<Digest, HashSet<Digest>>,
+        cache: &mut CacheCheck,
+        report: &mut CheckReport,
+    ) {
         let dir = self.layer_cache_dir().join("sha256");
         let Ok(listing) = std::fs::read_dir(&dir) else {
             return;
         };
-        for entry in listing.flatten() {
+        let mut entries: Vec<std::fs::DirEntry> = listing.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        let mut records = None;
+        let mut users = None;
+        for entry in entries {
             let path = entry.path();
-            let named = entry
+            let diff_id = entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| digest::parse(&format!("sha256:{n}")).is_ok());
+                .and_then(|n| digest::parse(&format!("sha256:{n}")).ok());
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let reason = match (named, is_dir) {
-                (false, _) => "its name is no diff ID",
-                (true, false) => "it is not a directory",
-                (true, true) => continue,
+            let diff_id = match (diff_id, is_dir) {
+                (None, _) => {
+                    report.problems.push(Problem::BadCacheEntry {
+                        path,
+                        reason: "its name is no diff ID".into(),
+                    });
+                    continue;
+                }
+                (Some(_), false) => {
+                    report.problems.push(Problem::BadCacheEntry {
+                        path,
+                        reason: "it is not a directory".into(),
+                    });
+                    continue;
+                }
+                (Some(d), true) => d,
             };
-            report.problems.push(Problem::BadCacheEntry {
+            if cache.pending.contains_key(&diff_id) {
+                // Not met while hashing (no record names its blob, or it
+                // came meanwhile, or it differed before the lock): its
+                // candidate blobs are read now.
+                let records = records.get_or_insert_with(|| self.layer_records());
+                let mut candidates: Vec<&Digest> = records
+                    .iter()
+                    .filter(|(_, d)| *d == diff_id)
+                    .map(|(b, _)| b)
+                    .chain(
+                        layers
+                            .iter()
+                            .filter(|(_, ds)| ds.contains(&diff_id))
+                            .map(|(b, _)| b),
+                    )
+                    .filter(|b| matches!(blobs.get(*b), Some(BlobState::Sound(_))))
+                    .collect();
+                candidates.sort_by_key(|b| b.to_string());
+                candidates.dedup();
+                for blob in candidates {
+                    let Ok(file) = self.open_blob(blob) else {
+                        continue;
+                    };
+                    let reader = BufReader::with_capacity(blobs::CHUNK, file);
+                    if let Ok(tree) = ExpectedTree::read(reader, blob.as_ref())
+                        && tree.diff_id() == &diff_id
+                    {
+                        cache.compare(&diff_id, &tree, true);
+                        break;
+                    }
+                }
+            }
+            let Some(Some(difference)) = cache.verdicts.get(&diff_id) else {
+                continue;
+            };
+            let users = users.get_or_insert_with(|| self.lower_layer_users());
+            let in_use = users
+                .iter()
+                .find(|(_, lowers)| lowers.contains(&path))
+                .map(|(r, _)| (r.name.clone(), r.target.clone()));
+            report.problems.push(Problem::UnpackedLayerDiffers {
                 path,
-                reason: reason.into(),
+                diff_id,
+                difference: difference.clone(),
+                in_use,
             });
         }
+    }
+
+    /// Every layer record: blob → diff ID.
+    fn layer_records(&self) -> Vec<(Digest, Digest)> {
+        let dir = self.private().join("layers");
+        let Ok(listing) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        listing
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let hex = name.to_str()?.strip_suffix(".json")?;
+                let blob = digest::parse(&format!("sha256:{hex}")).ok()?;
+                let bytes = std::fs::read(e.path()).ok()?;
+                let info = serde_json::from_slice::<LayerInfo>(&bytes).ok()?;
+                Some((blob, info.diff_id))
+            })
+            .collect()
+    }
+
+    /// The recorded overlay mounts that are mounted, each with its lower
+    /// directories: the links its state directory keeps, and the cache
+    /// directories of its image's diff IDs.
+    fn lower_layer_users(&self) -> Vec<(MountRecord, HashSet<PathBuf>)> {
+        let records = self.mounts().unwrap_or_default();
+        let mounted = mount_points();
+        let cache = rootfs::LayerCache::new(self.layer_cache_dir());
+        let mut out = Vec::new();
+        for r in records {
+            if !matches!(r.kind, MountKind::Overlay | MountKind::OverlayRw)
+                || !mounted.contains(&r.target)
+            {
+                continue;
+            }
+            let mut lowers = HashSet::new();
+            if let Ok(links) = std::fs::read_dir(r.state.join("l")) {
+                lowers.extend(
+                    links
+                        .flatten()
+                        .filter_map(|l| std::fs::read_link(l.path()).ok()),
+                );
+            }
+            if let Ok(bytes) = self.read_blob(&r.image)
+                && let Ok(config) = crate::image::parse_config(&bytes)
+            {
+                lowers.extend(
+                    config
+                        .rootfs()
+                        .diff_ids()
+                        .iter()
+                        .filter_map(|d| digest::parse(d).ok())
+                        .filter_map(|d| cache.layer_path(&d)),
+                );
+            }
+            out.push((r, lowers));
+        }
+        out
     }
 
     /// Checks each mount record; gives the records, for a repair.
@@ -439,6 +624,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let problems = report.problems.clone();
         let mut bogus_mounts = Vec::new();
+        let mut leased: Option<HashSet<Digest>> = None;
         for p in &problems {
             match p {
                 Problem::CorruptBlob { digest, .. } => {
@@ -468,6 +654,44 @@ impl Store {
                     };
                     removed.map_err(|e| StoreError::io("remove", path, e))?;
                     report.repaired.push(format!("removed {}", path.display()));
+                }
+                Problem::UnpackedLayerDiffers {
+                    path,
+                    diff_id,
+                    in_use,
+                    ..
+                } => {
+                    if let Some((name, target)) = in_use {
+                        report.left.push(format!(
+                            "unpacked layer {}: a lower layer of the mount of {name} at {}; \
+                             unmount it, then repair again",
+                            path.display(),
+                            target.display()
+                        ));
+                        continue;
+                    }
+                    // A mount under way (its image leased) may be about to
+                    // stack it: it goes when that command has ended.
+                    if leased
+                        .get_or_insert_with(|| self.leased_diff_ids())
+                        .contains(diff_id)
+                    {
+                        report.left.push(format!(
+                            "unpacked layer {}: a running strata command uses its image; \
+                             run the repair again when it has ended",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                    rootfs::LayerCache::new(self.layer_cache_dir())
+                        .remove(diff_id)
+                        .map_err(|e| {
+                            StoreError::io("remove", path, std::io::Error::other(e.to_string()))
+                        })?;
+                    report.repaired.push(format!(
+                        "removed unpacked layer {} (a mount unpacks it again from its blob)",
+                        path.display()
+                    ));
                 }
                 Problem::BogusMount { record, .. } => bogus_mounts.push(record.clone()),
                 Problem::BrokenArtifact { path, .. } => {
@@ -761,6 +985,139 @@ impl ImageChecker<'_> {
     }
 }
 
+/// The unpacked-layer cache as the check meets it.
+#[derive(Debug, Default)]
+struct CacheCheck {
+    /// Entries not compared yet: diff ID → directory.
+    pending: HashMap<Digest, PathBuf>,
+    /// Per diff ID compared, the first difference (`None`: it agrees).
+    verdicts: HashMap<Digest, Option<Difference>>,
+    /// Differences found without the lock: compared again under it, since
+    /// the entry may have been removed while it was read.
+    unconfirmed: HashSet<Digest>,
+}
+
+impl CacheCheck {
+    /// Lists the cache: what was not compared yet is pending; what is gone
+    /// is forgotten; under the lock, differences found before it are
+    /// pending again.
+    fn list(&mut self, store: &Store, locked: bool) {
+        let dir = store.layer_cache_dir().join("sha256");
+        let mut present = HashMap::new();
+        if let Ok(listing) = std::fs::read_dir(&dir) {
+            for entry in listing.flatten() {
+                let named = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| digest::parse(&format!("sha256:{n}")).ok());
+                if let Some(d) = named
+                    && entry.file_type().is_ok_and(|t| t.is_dir())
+                {
+                    present.insert(d, entry.path());
+                }
+            }
+        }
+        self.verdicts.retain(|d, _| present.contains_key(d));
+        if locked {
+            for d in self.unconfirmed.drain() {
+                self.verdicts.remove(&d);
+            }
+        }
+        present.retain(|d, _| !self.verdicts.contains_key(d));
+        self.pending = present;
+    }
+
+    /// The diff ID of a pending entry that the blob's layer record names.
+    fn wanted(&self, store: &Store, blob: &Digest) -> Option<Digest> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let bytes = std::fs::read(store.layer_meta_path(blob)).ok()?;
+        let info = serde_json::from_slice::<LayerInfo>(&bytes).ok()?;
+        self.pending
+            .contains_key(&info.diff_id)
+            .then_some(info.diff_id)
+    }
+
+    /// Compares the pending entry of `diff_id` with the tree its layer
+    /// unpacks to. An entry that cannot be opened (gone meanwhile) stays
+    /// pending.
+    fn compare(&mut self, diff_id: &Digest, tree: &ExpectedTree, locked: bool) {
+        let Some(path) = self.pending.get(diff_id) else {
+            return;
+        };
+        let Ok(found) = tree.compare(path, &CompareOptions::default()) else {
+            return;
+        };
+        if found.is_some() && !locked {
+            self.unconfirmed.insert(diff_id.clone());
+        }
+        self.pending.remove(diff_id);
+        self.verdicts.insert(diff_id.clone(), found);
+    }
+}
+
+/// What hashing a blob file gave: its digest, its size, and when asked,
+/// the tree it unpacks to as a layer.
+type Hashed = (Digest, u64, Option<Result<ExpectedTree, RootfsError>>);
+
+/// Hashes a blob file; with `walk`, a second thread fed the same chunks
+/// over a bounded pipe decompresses it and foresees its unpacked tree, so
+/// the blob is read once and never held whole. `None` when the file is
+/// gone.
+fn hash_file(path: &Path, label: &Digest, walk: bool) -> Result<Option<Hashed>, StoreError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("open", path, e)),
+    };
+    let mut hasher = Hasher::new();
+    if !walk {
+        let mut reader = BufReader::with_capacity(blobs::CHUNK, file);
+        let mut buf = vec![0u8; blobs::CHUNK];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| StoreError::io("read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let size = hasher.len();
+        return Ok(Some((hasher.finish(), size, None)));
+    }
+    let (tx, rx) = pipe::pipe(4);
+    let label = label.to_string();
+    let tree = std::thread::scope(|s| {
+        let walker =
+            s.spawn(move || ExpectedTree::read(BufReader::with_capacity(blobs::CHUNK, rx), &label));
+        let mut tx = Some(tx);
+        loop {
+            let chunk = pipe::read_chunk(&mut file, blobs::CHUNK)
+                .map_err(|e| StoreError::io("read", path, e))?;
+            if chunk.is_empty() {
+                break;
+            }
+            hasher.update(&chunk);
+            if let Some(t) = &tx
+                && t.send(chunk).is_err()
+            {
+                // The walker gave up (not a layer): hashing goes on.
+                tx = None;
+            }
+        }
+        drop(tx);
+        Ok::<_, StoreError>(walker.join().unwrap_or_else(|_| {
+            Err(RootfsError::Read(std::io::Error::other(
+                "the layer walker panicked",
+            )))
+        }))
+    })?;
+    let size = hasher.len();
+    Ok(Some((hasher.finish(), size, Some(tree))))
+}
+
 /// The mount points of this process's mount namespace.
 fn mount_points() -> HashSet<PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
@@ -1019,6 +1376,106 @@ mod tests {
         );
         repaired(&store);
         assert_eq!(store.mounts().unwrap(), [sound]);
+    }
+
+    /// Unpacks the demo's first layer into the store's cache, as a mount
+    /// does; gives its directory.
+    fn unpack_first_layer(store: &Store) -> PathBuf {
+        let blob = store.clone();
+        let request = rootfs::CacheRequest {
+            diff_id: layer(),
+            label: LAYER.into(),
+            open: Box::new(move || {
+                let file = blob.open_blob(&layer()).map_err(std::io::Error::other)?;
+                Ok(Box::new(BufReader::new(file)) as Box<dyn std::io::BufRead + Send>)
+            }),
+        };
+        rootfs::LayerCache::new(store.layer_cache_dir())
+            .ensure(request, &rootfs::UnpackOptions::default())
+            .unwrap()
+            .path
+    }
+
+    #[test]
+    fn a_sound_unpacked_layer_passes_and_one_without_its_blob_is_left_alone() {
+        let (_dir, store) = demo();
+        let unpacked = unpack_first_layer(&store);
+        // No blob has this diff ID: nothing to compare it with.
+        let orphan = unpacked.with_file_name(digest::sha256_of(b"gone").digest());
+        std::fs::create_dir(&orphan).unwrap();
+        std::fs::write(orphan.join("whatever"), b"x").unwrap();
+        let report = store.check(true).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.repaired.is_empty());
+        assert!(unpacked.join("etc/motd").is_file() && orphan.is_dir());
+    }
+
+    #[test]
+    fn an_unpacked_layer_that_differs_is_named_with_its_path_and_removed() {
+        let (_dir, store) = demo();
+        let unpacked = unpack_first_layer(&store);
+        let motd = unpacked.join("etc/motd");
+        let mut bytes = std::fs::read(&motd).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&motd, &bytes).unwrap();
+        let report = store.check(false).unwrap();
+        let lines: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "unpacked layer {}: /etc/motd: its content differs from the layer's",
+                unpacked.display()
+            )]
+        );
+        let report = repaired(&store);
+        assert_eq!(
+            report.repaired,
+            [format!(
+                "removed unpacked layer {} (a mount unpacks it again from its blob)",
+                unpacked.display()
+            )]
+        );
+        assert!(!unpacked.exists());
+        // Unpacked again, it is sound.
+        assert_eq!(unpack_first_layer(&store), unpacked);
+        assert!(store.check(false).unwrap().problems.is_empty());
+        assert_eq!(names(&store), ["docker.io/strata-demo/hello:1.0"]);
+    }
+
+    #[test]
+    fn an_extra_file_or_a_changed_mode_is_found_even_without_a_layer_record() {
+        let (_dir, store) = demo();
+        let unpacked = unpack_first_layer(&store);
+        // Without its record the layer is found through the image's config.
+        std::fs::remove_file(store.layer_meta_path(&layer())).unwrap();
+        std::fs::write(unpacked.join("usr/share/hello/extra"), b"x").unwrap();
+        let lines: Vec<String> = store
+            .check(false)
+            .unwrap()
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "unpacked layer {}: /usr/share/hello/extra: a regular file the layer does not have",
+                unpacked.display()
+            )]
+        );
+        std::fs::remove_file(unpacked.join("usr/share/hello/extra")).unwrap();
+        std::fs::set_permissions(
+            unpacked.join("etc/os-release"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let problems = store.check(false).unwrap().problems;
+        assert!(
+            problems[0]
+                .to_string()
+                .ends_with(": /etc/os-release: mode 600 where the layer says 644"),
+            "{problems:?}"
+        );
     }
 
     #[test]

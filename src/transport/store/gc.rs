@@ -65,6 +65,27 @@ impl Store {
         let mut todo: Vec<oci_spec::image::Descriptor> = self.entries()?.descriptors().to_vec();
         // So are the images running commands read (save, push, copy, mount).
         todo.extend(self.lease_roots());
+        self.reach(todo, &mut live, &mut diff_ids);
+        Ok((live, diff_ids))
+    }
+
+    /// The diff IDs of the images that live leases hold (a mount under way
+    /// among them).
+    pub(super) fn leased_diff_ids(&self) -> HashSet<Digest> {
+        let (mut live, mut diff_ids) = (HashSet::new(), HashSet::new());
+        self.reach(self.lease_roots(), &mut live, &mut diff_ids);
+        diff_ids
+    }
+
+    /// Adds to `live` every blob reachable from `todo`, and to `diff_ids`
+    /// the diff IDs of the images among them; what cannot be read is
+    /// passed over.
+    fn reach(
+        &self,
+        mut todo: Vec<oci_spec::image::Descriptor>,
+        live: &mut HashSet<Digest>,
+        diff_ids: &mut HashSet<Digest>,
+    ) {
         while let Some(d) = todo.pop() {
             if !live.insert(d.digest().clone()) {
                 continue;
@@ -99,7 +120,6 @@ impl Store {
                 Err(_) => {}
             }
         }
-        Ok((live, diff_ids))
     }
 
     /// Removes what killed strata processes left in the ingest area: a
