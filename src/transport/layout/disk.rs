@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::transport::store::temp_path;
 
@@ -12,9 +12,8 @@ use super::LayoutError;
 /// Writes a small file atomically: a temporary file in `tmp_dir` (on the
 /// same filesystem), fsync, rename, fsync of the directory.
 pub(super) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
-    let tmp = temp_path(tmp_dir, "write");
+    let (tmp, mut f) = create_temp(tmp_dir, "write")?;
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(|e| LayoutError::io("create", &tmp, e))?;
         f.write_all(bytes)
             .map_err(|e| LayoutError::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| LayoutError::io("sync", &tmp, e))?;
@@ -28,6 +27,25 @@ pub(super) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates a new temporary file in `dir`, making `dir` if it is missing.
+/// Another writer of the same layout removes the ingest directory when it
+/// ends and finds it empty, which can happen between making the directory
+/// and creating the file: then it is made again.
+pub(super) fn create_temp(dir: &Path, prefix: &str) -> Result<(PathBuf, File), LayoutError> {
+    let mut tries = 0;
+    loop {
+        let path = temp_path(dir, prefix);
+        match File::create(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 8 => {
+                tries += 1;
+                fs::create_dir_all(dir).map_err(|e| LayoutError::io("create", dir, e))?;
+            }
+            Err(e) => return Err(LayoutError::io("create", &path, e)),
+        }
+    }
 }
 
 /// Makes a directory's entries durable (renames into it survive a crash).

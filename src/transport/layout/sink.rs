@@ -1,7 +1,7 @@
 //! Writing into an OCI image layout as one transaction.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -13,7 +13,7 @@ use crate::digest::{Digest, Hasher};
 use crate::image::{self, Index, ManifestKind, RawManifest};
 use crate::progress::BlobKind;
 use crate::reference::Reference;
-use crate::transport::store::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, temp_path};
+use crate::transport::store::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use crate::transport::{Presence, Sink, TransportError};
 
 use super::source::check_layout_file;
@@ -167,10 +167,8 @@ impl LayoutSink {
                 "strata verifies sha256 digests only".into(),
             ));
         }
-        self.ensure_ingest()?;
-        let path = temp_path(&self.ingest_dir(), "blob");
+        let (path, mut file) = disk::create_temp(&self.ingest_dir(), "blob")?;
         let result = (|| {
-            let mut file = File::create(&path).map_err(|e| LayoutError::io("create", &path, e))?;
             let mut hasher = Hasher::new();
             // One byte past the announced size is enough to tell it is too long.
             let mut limited = content.take(d.size().saturating_add(1));
