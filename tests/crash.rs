@@ -410,9 +410,31 @@ fn killed_commands_leave_a_sound_store_and_registry() {
         left.is_empty(),
         "seed {seed}: left in the ingest area: {left:?}"
     );
+    // What killed mounts left goes with `system prune`: every state
+    // directory left is a recorded mount's.
+    let states = || {
+        std::fs::read_dir(s.root().join(".strata/mounts"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let states_before = states();
+    s.reg(&["system", "prune", "-f"]).ok();
+    let swept = states_before - states();
+    let recorded =
+        std::fs::read_to_string(s.root().join(".strata/mounts.json")).unwrap_or_default();
+    if let Ok(states) = std::fs::read_dir(s.root().join(".strata/mounts")) {
+        for state in states.flatten() {
+            let path = state.path().display().to_string();
+            assert!(
+                recorded.contains(&format!("\"{path}\"")),
+                "seed {seed}: {path} is left by a killed mount"
+            );
+        }
+    }
     s.reg(&["system", "check"]).ok();
     eprintln!(
-        "crash test: {round} rounds, {kills} processes killed ({mirrors_killed} mirrors), {:.1?}",
+        "crash test: {round} rounds, {kills} processes killed ({mirrors_killed} mirrors), \
+         {swept} killed mounts' state swept, {:.1?}",
         started.elapsed()
     );
     assert_eq!(

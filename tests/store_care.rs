@@ -518,3 +518,88 @@ fn a_maintenance_pipeline_prunes_checks_and_counts() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     s.run(&["inspect", "care/checked:1"]).ok();
 }
+
+/// A `mount` killed before it recorded its mount leaves a state directory,
+/// and maybe an overlay mounted from it (in the store, or at a `--target`
+/// outside). `system prune` detaches such an overlay and removes the
+/// directory when its owner process is gone; one whose owner lives (a
+/// mount under way) and a recorded mount are left alone.
+#[test]
+fn system_prune_sweeps_what_killed_mounts_left() {
+    if !rustix::process::geteuid().is_root() {
+        common::cannot_run(
+            "store_care::system_prune_sweeps_what_killed_mounts_left",
+            "overlay mounts need root",
+        );
+        return;
+    }
+    let s = Strata::new();
+    let _unmount = Unmounter(&s);
+    s.run(&["load", "-i", demo_archive().to_str().unwrap()])
+        .ok();
+    let recorded = s.run(&["mount", "strata-demo/hello:1.0"]).ok();
+    let recorded = std::path::PathBuf::from(recorded.stdout.trim());
+    assert!(
+        recorded.read_dir().unwrap().count() > 0,
+        "the recorded mount is there"
+    );
+
+    let mounts = s.root().join(".strata/mounts");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    // An overlay mounted from a state directory, where `mount` puts it and
+    // at a target outside the store.
+    let outside = s.path("outside");
+    let abandoned: Vec<_> = [("a", None), ("b", Some(outside.clone()))]
+        .into_iter()
+        .map(|(tag, target)| {
+            let state = mounts.join(format!("{dead}-{tag}"));
+            for d in ["l/0", "l/1", "merged"] {
+                std::fs::create_dir_all(state.join(d)).unwrap();
+            }
+            std::fs::write(state.join("l/0/file"), tag).unwrap();
+            let target = target.unwrap_or_else(|| state.join("merged"));
+            std::fs::create_dir_all(&target).unwrap();
+            let lower = format!(
+                "lowerdir={}:{}",
+                state.join("l/0").display(),
+                state.join("l/1").display()
+            );
+            common::output(
+                std::process::Command::new("mount")
+                    .args(["-t", "overlay", "overlay", "-o", &lower])
+                    .arg(&target),
+            )
+            .ok();
+            assert_eq!(std::fs::read_to_string(target.join("file")).unwrap(), tag);
+            (state, target)
+        })
+        .collect();
+    // A mount under way: its owner (this test) is alive.
+    let live = mounts.join(format!("{}-c", std::process::id()));
+    std::fs::create_dir_all(live.join("merged")).unwrap();
+
+    let r = s.run(&["system", "prune", "-f"]).ok();
+    assert!(
+        r.stdout.ends_with("Total reclaimed space: 0B\n"),
+        "{}",
+        r.stdout
+    );
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for (state, target) in &abandoned {
+        assert!(!state.exists(), "{} is left", state.display());
+        assert!(
+            !table.contains(&format!(" {} ", target.display())),
+            "{} is still mounted",
+            target.display()
+        );
+    }
+    assert!(live.exists(), "a mount under way keeps its directory");
+    assert!(table.contains(&format!(" {} ", recorded.display())));
+    let listed = s.run(&["mount"]).ok().stdout;
+    assert!(listed.contains(&recorded.display().to_string()), "{listed}");
+    s.run(&["umount", "strata-demo/hello:1.0"]).ok();
+    let check = s.run(&["system", "check"]).ok().stdout;
+    assert!(check.ends_with("checked: no problem found\n"), "{check}");
+}

@@ -74,6 +74,9 @@ pub fn mount(
         return Ok(serde_json::json!({ "mounts": listed }));
     };
     let found = store.lookup(name)?;
+    // Best effort: what killed mounts left is swept before this one adds
+    // its own; a failure here must not stop the mount asked for.
+    let _ = mount::sweep_abandoned(store);
     // The layers stay while they are unpacked, whatever an `rmi` does.
     let _lease = store.lease(std::slice::from_ref(&found.descriptor))?;
     let options = MountOptions {

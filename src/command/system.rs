@@ -306,6 +306,7 @@ pub fn prune(
     let store = ctx.store_for_writing()?;
     let pruned = prune::prune_images(store, args.all, &filters)?;
     let gc = store.gc()?;
+    let mount_states = crate::mount::sweep_abandoned(store)?;
     let mut out = ui.stdout();
     prune::write_removals(&mut out, &pruned)?;
     if !gc.removed.is_empty() {
@@ -325,6 +326,10 @@ pub fn prune(
     let mut outputs = prune::outputs(&pruned);
     outputs["blobs"] = gc.removed.iter().map(|d| d.to_string()).collect();
     outputs["reclaimed"] = total.into();
+    outputs["mount_states"] = mount_states
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     Ok(outputs)
 }
 

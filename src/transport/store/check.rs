@@ -32,8 +32,9 @@
 //! mount under way) leases its image.
 //!
 //! What a killed command may leave (blobs no name reaches yet, unpacked
-//! layers of removed images, records of removed blobs, ingest files) is not
-//! wrong: the next collection sweeps it. So is an unpacked layer whose blob
+//! layers of removed images, records of removed blobs, ingest files, the
+//! state of a mount killed before it was recorded) is not wrong: the next
+//! collection (or `system prune`) sweeps it. So is an unpacked layer whose blob
 //! is gone or corrupt: it cannot be compared, the cache only ever renames a
 //! layer into place whole, and once no image has its diff ID `prune`
 //! removes it (a missing or corrupt blob of an image that is still named is

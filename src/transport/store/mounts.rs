@@ -76,6 +76,29 @@ impl Store {
         self.update_mounts_locked(change)
     }
 
+    /// Per-mount directories no record names whose owner (the process ID
+    /// before the dash in the name) is gone: what a `mount` killed before it
+    /// recorded its mount leaves. Names of another form are never listed.
+    /// Call under the lock, with the records read under it.
+    pub(crate) fn abandoned_mount_states(&self, records: &[MountRecord]) -> Vec<PathBuf> {
+        let Ok(listing) = std::fs::read_dir(self.mounts_dir()) else {
+            return Vec::new();
+        };
+        listing
+            .flatten()
+            .map(|e| e.path())
+            .filter(|path| !records.iter().any(|r| &r.state == path))
+            .filter(|path| {
+                let owner = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.split_once('-'))
+                    .and_then(|(pid, _)| pid.parse::<u32>().ok());
+                owner.is_some_and(|pid| pid != std::process::id() && !blobs::process_alive(pid))
+            })
+            .collect()
+    }
+
     pub(crate) fn update_mounts_locked<R>(
         &self,
         change: impl FnOnce(&mut Vec<MountRecord>) -> Result<R, StoreError>,
