@@ -13,6 +13,7 @@ pub mod format;
 pub mod image;
 pub mod mirror;
 pub mod mount;
+mod mountinfo;
 pub mod mutate;
 pub mod pgzip;
 pub mod pipe;

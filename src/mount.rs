@@ -111,10 +111,10 @@ pub fn sweep_abandoned(store: &Store) -> Result<Vec<PathBuf>, MountError> {
     if abandoned.is_empty() {
         return Ok(abandoned);
     }
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let table = crate::mountinfo::read();
     let mut removed = Vec::new();
     for state in abandoned {
-        let mut points = mount_points_using(&table, &state);
+        let mut points = crate::mountinfo::using(&table, &state);
         // Deepest first, so a mount inside another goes before it.
         points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for point in &points {
@@ -125,52 +125,6 @@ pub fn sweep_abandoned(store: &Store) -> Result<Vec<PathBuf>, MountError> {
         }
     }
     Ok(removed)
-}
-
-/// Mount points in `table` (`/proc/self/mountinfo`) that are inside `state`
-/// or whose options name a path in it (an overlay's lower, upper and work
-/// directories).
-fn mount_points_using(table: &str, state: &Path) -> Vec<PathBuf> {
-    let state_text = state.to_string_lossy();
-    let inside = format!("{}/", state_text.trim_end_matches('/'));
-    table
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let point = PathBuf::from(unescape_mountinfo(left.split(' ').nth(4)?));
-            let options = right.split(' ').nth(2).map(unescape_mountinfo);
-            let uses = point.starts_with(state) || options.is_some_and(|o| o.contains(&inside));
-            uses.then_some(point)
-        })
-        .collect()
-}
-
-/// The kernel writes space, tab, newline and backslash in mountinfo paths
-/// as octal escapes (`\040`).
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 4 <= bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let value = bytes[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
-            if let Ok(byte) = u8::try_from(value) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Prepares the target: it must not exist or be an empty directory. Returns
@@ -669,35 +623,5 @@ fn make_writable(dir: &Path) {
                 make_writable(&e.path());
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mounts_are_found_by_their_point_or_their_options() {
-        let table = "\
-36 35 98:0 / /mnt rw - ext4 /dev/root rw
-40 36 0:50 / /s/.strata/mounts/1-a/merged ro - overlay overlay ro,lowerdir=/s/.strata/mounts/1-a/l/0:/s/.strata/mounts/1-a/l/1
-41 36 0:51 / /elsewhere\\040dir ro - overlay overlay ro,lowerdir=/s/.strata/mounts/1-a/l/0
-42 36 0:52 / /other ro - overlay overlay ro,lowerdir=/s/.strata/mounts/1-ab/l/0
-";
-        let found = mount_points_using(table, Path::new("/s/.strata/mounts/1-a"));
-        assert_eq!(
-            found,
-            [
-                PathBuf::from("/s/.strata/mounts/1-a/merged"),
-                PathBuf::from("/elsewhere dir")
-            ]
-        );
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone_and_nothing_else() {
-        assert_eq!(unescape_mountinfo("a\\040b\\011c\\134d"), "a b\tc\\d");
-        assert_eq!(unescape_mountinfo("a\\04"), "a\\04");
-        assert_eq!(unescape_mountinfo("a\\999"), "a\\999");
     }
 }

@@ -534,19 +534,9 @@ struct Builder {
 impl Builder {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), Stop> {
         let raw = entry.path_bytes().into_owned();
-        let mut kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink
-        ) {
+        let Some(kind) = super::entry_kind(entry.header(), &raw) else {
             return Ok(());
-        }
-        if entry.header().as_bytes()[156] == 0 && raw.ends_with(b"/") {
-            kind = EntryType::Directory;
-        }
+        };
         let rel = normalize(&raw)?;
         if let Some(first) = rel.iter().next()
             && special(first.as_bytes()) == Special::AufsMeta

@@ -35,6 +35,7 @@ const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 const COPY_BUFFER: usize = 128 * 1024;
 
 mod expected;
+
 #[cfg(test)]
 mod tests;
 mod whiteout;
@@ -291,20 +292,9 @@ impl Applier {
     fn apply_entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), RootfsError> {
         let raw = entry.path_bytes().into_owned();
         self.entry = String::from_utf8_lossy(&raw).into_owned();
-        let mut kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink
-        ) {
+        let Some(kind) = entry_kind(entry.header(), &raw) else {
             return Ok(());
-        }
-        // Old tars marked directories only by a trailing slash.
-        if entry.header().as_bytes()[156] == 0 && raw.ends_with(b"/") {
-            kind = EntryType::Directory;
-        }
+        };
         let rel = normalize(&raw).map_err(|r| self.refuse(r))?;
         // AUFS bookkeeping directories (`.wh..wh.plnk/…`) are not content.
         if let Some(first) = rel.iter().next()
@@ -868,4 +858,24 @@ fn fill<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// An entry's kind as the unpacker treats it: `None` for the headers that
+/// only describe the next entry (PAX, GNU long names); a directory for a
+/// name with a trailing slash in an old tar that had no type for it.
+fn entry_kind(header: &tar::Header, raw: &[u8]) -> Option<EntryType> {
+    let kind = header.entry_type();
+    if matches!(
+        kind,
+        EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink
+    ) {
+        return None;
+    }
+    if header.as_bytes()[156] == 0 && raw.ends_with(b"/") {
+        return Some(EntryType::Directory);
+    }
+    Some(kind)
 }

@@ -1121,36 +1121,10 @@ fn hash_file(path: &Path, label: &Digest, walk: bool) -> Result<Option<Hashed>, 
 
 /// The mount points of this process's mount namespace.
 fn mount_points() -> HashSet<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return HashSet::new();
-    };
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mount_path(p)))
+    crate::mountinfo::read()
+        .into_iter()
+        .map(|m| m.point)
         .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(p: &str) -> String {
-    let bytes = p.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 4 <= bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -1477,11 +1451,5 @@ mod tests {
                 .ends_with(": /etc/os-release: mode 600 where the layer says 644"),
             "{problems:?}"
         );
-    }
-
-    #[test]
-    fn mountinfo_paths_are_unescaped() {
-        assert_eq!(unescape_mount_path(r"/a\040b\134c"), r"/a b\c");
-        assert_eq!(unescape_mount_path(r"/plain\04"), r"/plain\04");
     }
 }
