@@ -13,7 +13,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Run, Strata, fixture, need, skopeo_digest, unique};
+use common::{Run, Strata, Unmounter, fixture, need, skopeo_digest, unique};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 const IMAGE: &str = "peers/debian:bookworm";
@@ -223,24 +223,6 @@ fn mount_beside_an_rmi(options: &[&str]) {
         0,
         "the next collection takes the unpacked layers"
     );
-}
-
-/// Unmounts whatever a test left mounted under its store, even when it
-/// fails half way.
-struct Unmounter<'s>(&'s Strata);
-
-impl Drop for Unmounter<'_> {
-    fn drop(&mut self) {
-        let root = self.0.root();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1)
-                && target.starts_with(root.to_str().unwrap_or("-"))
-            {
-                let _ = Command::new("umount").args(["-l", target]).status();
-            }
-        }
-    }
 }
 
 fn load_debian(s: &Strata) {

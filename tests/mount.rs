@@ -9,27 +9,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use common::{Strata, docker_run, fixture, peer};
-
-/// Unmounts whatever a test left mounted under its store, even when it
-/// fails half way, so no mount outlives its temporary directory.
-struct Unmounter<'s>(&'s Strata);
-
-impl Drop for Unmounter<'_> {
-    fn drop(&mut self) {
-        let root = self.0.root();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1)
-                && target.starts_with(root.to_str().unwrap_or("-"))
-            {
-                let _ = std::process::Command::new("umount")
-                    .args(["-l", target])
-                    .status();
-            }
-        }
-    }
-}
+use common::{Strata, Unmounter, docker_run, fixture, peer};
 
 /// What the comparison looks at for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]

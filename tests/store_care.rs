@@ -8,7 +8,9 @@ mod archive;
 mod common;
 
 use archive::{Img, docker_archive, layer_tar};
-use common::{Strata, demo_archive, docker_run, mask_relative_times, sha256_hex, unique};
+use common::{
+    Strata, Unmounter, demo_archive, docker_run, mask_relative_times, sha256_hex, unique,
+};
 
 /// Three images under `label`: `base:1` (one layer), `app:1` (base's layer
 /// and one more), and a dangling one (loaded as `old:1`, then replaced by
@@ -290,26 +292,6 @@ fn check_reports_each_problem_on_a_line_and_repair_drops_only_what_is_broken() {
         "care/base:1",
     ])
     .ok();
-}
-
-/// Unmounts whatever a test left mounted under its store, even when it
-/// fails half way, so no mount outlives its temporary directory.
-struct Unmounter<'s>(&'s Strata);
-
-impl Drop for Unmounter<'_> {
-    fn drop(&mut self) {
-        let root = self.0.root();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(1)
-                && target.starts_with(root.to_str().unwrap_or("-"))
-            {
-                let _ = std::process::Command::new("umount")
-                    .args(["-l", target])
-                    .status();
-            }
-        }
-    }
 }
 
 /// The unpacked layers a mount leaves in the cache are compared with their

@@ -57,6 +57,27 @@ impl Run {
     }
 }
 
+/// Unmounts whatever a test left mounted in its temporary directory (the
+/// store and the scratch paths beside it), deepest first, even when it
+/// fails half way, so no mount outlives the directory.
+pub struct Unmounter<'s>(pub &'s Strata);
+
+impl Drop for Unmounter<'_> {
+    fn drop(&mut self) {
+        let dir = self.0.dir.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut targets: Vec<&str> = mounts
+            .lines()
+            .filter_map(|line| line.split(' ').nth(1))
+            .filter(|target| target.starts_with(&dir))
+            .collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        for target in targets {
+            let _ = Command::new("umount").args(["-l", target]).status();
+        }
+    }
+}
+
 /// A strata store in a temporary directory, removed afterwards.
 pub struct Strata {
     pub dir: tempfile::TempDir,
