@@ -264,7 +264,8 @@ fn format_errors_on_a_row_read_as_docker_s() {
 
 /// `inspect --format`: docker runs the template on its typed struct and,
 /// where that fails, on the raw JSON with missing keys as errors; a key of
-/// a string-keyed map (labels) is `<no value>` either way.
+/// a string-keyed map (labels) is `<no value>` either way, and what the
+/// typed run prints are Go's typed values.
 #[test]
 fn inspect_format_errors_read_as_docker_s() {
     let _docker = docker_lock();
@@ -291,6 +292,11 @@ fn inspect_format_errors_read_as_docker_s() {
         "{{.GraphDriver.Data.nope}}",
         "{{.Config.Volumes.x}}",
         "{{len .RootFS.Layers}} {{with .Config}}{{.Env}}{{end}}",
+        // Go's typed values: a null list, an omitted map, bool and string.
+        "{{.Config.Entrypoint}} {{.Config.ExposedPorts}} {{.Config.Shell}}",
+        "{{.Config.ArgsEscaped}}|{{.Variant}}|{{.ContainerConfig.Volumes}}",
+        // ... but `json` and `len .` see the JSON.
+        "{{json .Config.Entrypoint}} {{len .}}",
     ] {
         let args = ["inspect", "--format", format, DEMO];
         let theirs = docker_run(&args).ok();

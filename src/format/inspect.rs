@@ -16,6 +16,13 @@
 //!
 //! The check is static: it follows every branch of `if` and every chain in
 //! a `with` whose dot it knows, as Go would only where the branch runs.
+//!
+//! When the typed run succeeds, docker prints Go's typed values, not the
+//! JSON's: a null or omitted list is `[]`, a null or omitted map `map[]`,
+//! an omitted string empty and an omitted bool `false`, a time in Go's
+//! `Time.String()`. [`typed_view`] makes those leaves so, unless the
+//! template calls `json` (which must see the JSON's nulls) or works on `.`
+//! as a whole.
 
 use gotmpl::Value;
 use gotmpl::parse::{CommandNode, Expr, ListNode, Node, PipeNode};
@@ -82,6 +89,152 @@ impl GoType {
     }
 }
 
+/// What a leaf of `types.ImageInspect` is when the JSON has null or
+/// nothing for it, as Go prints it.
+#[derive(Clone, Copy)]
+enum Zero {
+    List,
+    Map,
+    Text,
+    Bool,
+    /// A `time.Time`, printed by `Time.String()`.
+    Time,
+}
+
+const IMAGE_LEAVES: &[(&str, Zero)] = &[
+    ("RepoTags", Zero::List),
+    ("RepoDigests", Zero::List),
+    ("Parent", Zero::Text),
+    ("Comment", Zero::Text),
+    ("Container", Zero::Text),
+    ("DockerVersion", Zero::Text),
+    ("Author", Zero::Text),
+    ("Variant", Zero::Text),
+    ("OsVersion", Zero::Text),
+];
+
+const CONFIG_LEAVES: &[(&str, Zero)] = &[
+    ("Hostname", Zero::Text),
+    ("Domainname", Zero::Text),
+    ("User", Zero::Text),
+    ("AttachStdin", Zero::Bool),
+    ("AttachStdout", Zero::Bool),
+    ("AttachStderr", Zero::Bool),
+    ("ExposedPorts", Zero::Map),
+    ("Tty", Zero::Bool),
+    ("OpenStdin", Zero::Bool),
+    ("StdinOnce", Zero::Bool),
+    ("Env", Zero::List),
+    ("Cmd", Zero::List),
+    ("ArgsEscaped", Zero::Bool),
+    ("Image", Zero::Text),
+    ("Volumes", Zero::Map),
+    ("WorkingDir", Zero::Text),
+    ("Entrypoint", Zero::List),
+    ("NetworkDisabled", Zero::Bool),
+    ("MacAddress", Zero::Text),
+    ("OnBuild", Zero::List),
+    ("Labels", Zero::Map),
+    ("StopSignal", Zero::Text),
+    ("Shell", Zero::List),
+];
+
+/// One image's inspect JSON with its leaves as docker's typed run prints
+/// them (see the module doc); `root` itself when the template needs the
+/// JSON (see `needs_raw`) or `root` is not an object. Only for a template
+/// [`which_run`] found the typed run prints.
+pub(crate) fn typed_view(tree: &ListNode, root: &Value) -> Value {
+    if needs_raw(tree) {
+        return root.clone();
+    }
+    let Value::Map(image) = root else {
+        return root.clone();
+    };
+    let mut image = (**image).clone();
+    fill(&mut image, IMAGE_LEAVES);
+    for config in ["Config", "ContainerConfig"] {
+        edit(&mut image, config, |c| fill(c, CONFIG_LEAVES));
+    }
+    edit(&mut image, "GraphDriver", |g| {
+        fill(g, &[("Data", Zero::Map)])
+    });
+    edit(&mut image, "RootFS", |r| {
+        fill(r, &[("Layers", Zero::List), ("BaseLayer", Zero::Text)])
+    });
+    edit(&mut image, "Metadata", |m| {
+        fill(m, &[("LastTagTime", Zero::Time)])
+    });
+    Value::Map(std::sync::Arc::new(image))
+}
+
+type Object = std::collections::BTreeMap<std::sync::Arc<str>, Value>;
+
+/// Changes the object under `key`, when there is one.
+fn edit(object: &mut Object, key: &str, change: impl FnOnce(&mut Object)) {
+    if let Some(Value::Map(inner)) = object.get(key) {
+        let mut inner = (**inner).clone();
+        change(&mut inner);
+        object.insert(key.into(), Value::Map(std::sync::Arc::new(inner)));
+    }
+}
+
+/// Gives each leaf its typed value where the JSON has null or nothing.
+fn fill(object: &mut Object, leaves: &[(&str, Zero)]) {
+    for &(name, zero) in leaves {
+        let value = object.get(name);
+        let typed = match (zero, value) {
+            (Zero::Time, Some(Value::String(text))) => {
+                match super::time::go_decoded_time_string(text) {
+                    Some(t) => Value::String(t.into()),
+                    None => continue,
+                }
+            }
+            (_, Some(v)) if !matches!(v, Value::Nil) => continue,
+            (Zero::List, _) => Value::List(std::sync::Arc::from(Vec::new())),
+            (Zero::Map, _) => Value::Map(std::sync::Arc::new(Object::new())),
+            (Zero::Text, _) => Value::String("".into()),
+            (Zero::Bool, _) => Value::Bool(false),
+            (Zero::Time, _) => continue,
+        };
+        object.insert(name.into(), typed);
+    }
+}
+
+/// Whether the template may see the JSON rather than Go's typed values:
+/// it calls `json` (which prints the JSON's nulls), or measures, indexes or
+/// ranges over `.` itself (which fails on a struct, so docker takes the raw
+/// run, and counting a filled-in view would count the fills).
+fn needs_raw(list: &ListNode) -> bool {
+    fn in_pipe(p: &PipeNode, ranged: bool) -> bool {
+        let last = p.commands.len().saturating_sub(1);
+        p.commands.iter().enumerate().any(|(i, c)| {
+            (ranged && i == last && matches!(c.args.as_slice(), [Expr::Dot(_)]))
+                || c.args.iter().any(|a| match a {
+                    Expr::Identifier(_, name) => {
+                        matches!(name.as_str(), "json" | "len" | "index" | "slice")
+                    }
+                    Expr::Pipe(_, inner) => in_pipe(inner, false),
+                    _ => false,
+                })
+        })
+    }
+    list.nodes.iter().any(|node| match node {
+        Node::List(inner) => needs_raw(inner),
+        Node::Action(action) => in_pipe(&action.pipe, false),
+        Node::If(b) | Node::With(b) => {
+            in_pipe(&b.pipe, false)
+                || needs_raw(&b.body)
+                || b.else_body.as_ref().is_some_and(needs_raw)
+        }
+        Node::Range(b) => {
+            in_pipe(&b.pipe, true)
+                || needs_raw(&b.body)
+                || b.else_body.as_ref().is_some_and(needs_raw)
+        }
+        _ => false,
+    })
+}
+
 /// A field chain to check: its names, where its dot stands (the chain
 /// of names from the root that leads there), and Go's position for it.
 struct Chain<'a> {
@@ -91,9 +244,20 @@ struct Chain<'a> {
     context: String,
 }
 
-/// docker's error for `template` run on `root` (one image's inspect JSON),
-/// or `None` when docker would render it.
-pub(crate) fn misuse(src: &str, tree: &ListNode, root: &Value) -> Option<String> {
+/// Which of docker's runs prints a template on one image.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// The typed run succeeds: print [`typed_view`].
+    Typed,
+    /// The typed run fails and the raw one succeeds: print the JSON.
+    Raw,
+    /// Both fail: the raw run's error, in Go's words.
+    Fails(String),
+}
+
+/// Which run docker prints `template` on `root` (one image's inspect JSON)
+/// with.
+pub(crate) fn which_run(src: &str, tree: &ListNode, root: &Value) -> Run {
     let mut chains = Vec::new();
     walk(tree, Some(Vec::new()), &mut chains);
     let full = |c: &Chain| -> Vec<String> {
@@ -104,16 +268,17 @@ pub(crate) fn misuse(src: &str, tree: &ListNode, root: &Value) -> Option<String>
             .collect()
     };
     if !chains.iter().any(|c| typed_fails(&full(c), root)) {
-        return None;
+        return Run::Typed;
     }
-    chains.iter().find_map(|c| {
+    let failure = chains.iter().find_map(|c| {
         let message = raw_failure(&full(c), c.base.len(), root)?;
         let (line, col) = go_position(src, c.offset);
         Some(format!(
             "template: :{line}:{col}: executing \"\" at <{}>: {message}",
             c.context
         ))
-    })
+    });
+    failure.map_or(Run::Raw, Run::Fails)
 }
 
 /// Collects the field chains whose dot is known: the root, or inside a
@@ -276,7 +441,10 @@ mod tests {
             "GraphDriver": {"Data": null, "Name": "overlay2"},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"}
         });
-        misuse(src, &tree, &gotmpl::to_value(&json).unwrap())
+        match which_run(src, &tree, &gotmpl::to_value(&json).unwrap()) {
+            Run::Fails(message) => Some(message),
+            Run::Typed | Run::Raw => None,
+        }
     }
 
     #[test]
@@ -358,5 +526,35 @@ mod tests {
         ] {
             assert_eq!(check(src).as_deref(), Some(want), "{src}");
         }
+    }
+
+    #[test]
+    fn the_typed_run_prints_go_s_values_and_json_sees_the_json() {
+        let render = |src: &str| {
+            let json = serde_json::json!({
+                "RepoTags": null,
+                "Config": {"Labels": null, "Entrypoint": null, "Env": ["A=1"]},
+                "Metadata": {"LastTagTime": "2024-06-10T12:05:00.5+02:00"}
+            });
+            let template = super::super::Template::parse(src).unwrap();
+            template.render_inspect(&json).unwrap()
+        };
+        assert_eq!(
+            render("{{.RepoTags}} {{.Config.Labels}} {{.Config.Entrypoint}} {{.Config.Env}}"),
+            "[] map[] [] [A=1]"
+        );
+        assert_eq!(
+            render("{{.Config.ExposedPorts}}|{{.Config.Tty}}|{{.Variant}}|"),
+            "map[]|false||"
+        );
+        assert_eq!(
+            render("{{.Metadata.LastTagTime}}"),
+            "2024-06-10 12:05:00.5 +0200 +0200"
+        );
+        assert_eq!(
+            render("{{json .Config.Entrypoint}} {{.Config.Entrypoint}}"),
+            "null <no value>"
+        );
+        assert_eq!(render("{{len .Config}}"), "3");
     }
 }

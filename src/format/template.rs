@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::check::{self, Problem};
 use super::funcs::{self, ContextRoot};
+use super::inspect::Run;
 use super::row::{self, RowType};
 use super::table::TableWriter;
 
@@ -154,13 +155,15 @@ impl Template {
 
     /// Renders the template with one image's inspect JSON as `.`, failing
     /// where `docker inspect --format` does (see `inspect.rs`): a field the
-    /// image does not have is an error, not `<no value>`.
+    /// image does not have is an error, not `<no value>`; a leaf prints as
+    /// Go prints its typed value (`[]` for a null list).
     pub fn render_inspect<T: Serialize>(&self, data: &T) -> Result<String, FormatError> {
         let value = to_value(data)?;
-        if let Some(message) = super::inspect::misuse(&self.source, &self.tree, &value) {
-            return Err(FormatError::Execute(message));
+        match super::inspect::which_run(&self.source, &self.tree, &value) {
+            Run::Typed => self.render_value(&super::inspect::typed_view(&self.tree, &value)),
+            Run::Raw => self.render_value(&value),
+            Run::Fails(message) => Err(FormatError::Execute(message)),
         }
-        self.render_value(&value)
     }
 
     /// Renders the template with `data` as `.`.

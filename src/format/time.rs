@@ -50,6 +50,25 @@ pub fn go_time_string(t: &DateTime<FixedOffset>) -> String {
     time_string(t, tz::local_zone())
 }
 
+/// `Time.String()` of a time Go decoded from RFC 3339 `text`: in UTC when
+/// the text says `Z`, else in a zone with no name (Go prints the offset
+/// twice). `None` when the text is not RFC 3339.
+pub(crate) fn go_decoded_time_string(text: &str) -> Option<String> {
+    let t = DateTime::parse_from_rfc3339(text).ok()?;
+    let offset = t.offset().local_minus_utc();
+    let name = if text.ends_with('Z') || text.ends_with('z') {
+        "UTC".to_string()
+    } else {
+        offset_numeric(offset)
+    };
+    Some(format!(
+        "{}{} {} {name}",
+        date_time(&t.naive_local(), ' '),
+        fraction(t.nanosecond()),
+        offset_numeric(offset),
+    ))
+}
+
 /// `Time.String()` of `t` in `zone`.
 fn time_string(t: &DateTime<FixedOffset>, zone: &TimeZone) -> String {
     let (offset, name) = tz::offset_and_name(zone, t.timestamp());
