@@ -292,6 +292,14 @@ impl Image {
     pub fn config(&self) -> &ImageConfiguration {
         &self.config
     }
+    /// The config's labels (none when it has no `config` or no labels).
+    pub fn labels(&self) -> std::collections::HashMap<String, String> {
+        self.config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+    }
     /// The config as generic JSON, for fields docker has and OCI lacks.
     pub fn config_json(&self) -> &serde_json::Value {
         &self.config_json

@@ -24,6 +24,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use archive::{Img, docker_archive};
+use common::plain_registry::{has_blob, manifest_bytes, tag_list};
 use common::{Strata, demo_archive, need, unique};
 use serde_json::Value;
 
@@ -231,36 +232,12 @@ fn names(s: &Strata) -> BTreeSet<String> {
         .collect()
 }
 
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().build().unwrap()
-}
-
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-
 /// Every tag of `repo` on the registry names a manifest whose blobs are
 /// all there; gives the tags seen.
 fn registry_whole(registry: &str, repo: &str) -> Result<usize, String> {
-    let c = http();
-    let resp = c
-        .get(format!("http://{registry}/v2/{repo}/tags/list"))
-        .send()
-        .unwrap();
-    if resp.status() == 404 {
-        return Ok(0);
-    }
-    let body: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
-    let tags: Vec<String> = body["tags"]
-        .as_array()
-        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
+    let tags = tag_list(registry, repo);
     for tag in &tags {
-        let body = c
-            .get(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
-            .header("accept", ACCEPT)
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap();
+        let body = manifest_bytes(registry, repo, tag);
         let m: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("{repo}:{tag}: the manifest does not parse: {e}"))?;
         let mut blobs = vec![m["config"]["digest"].as_str().unwrap_or("").to_string()];
@@ -268,13 +245,7 @@ fn registry_whole(registry: &str, repo: &str) -> Result<usize, String> {
             blobs.push(l["digest"].as_str().unwrap().to_string());
         }
         for b in blobs {
-            let ok = c
-                .head(format!("http://{registry}/v2/{repo}/blobs/{b}"))
-                .send()
-                .unwrap()
-                .status()
-                .is_success();
-            if !ok {
+            if !has_blob(registry, repo, &b) {
                 return Err(format!("{repo}:{tag} names blob {b}, which is missing"));
             }
         }

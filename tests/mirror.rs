@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::plain_registry::{blobs_needed, has_blob, manifest, manifest_digest, tag_list};
 use common::{Run, Strata, fault_control, need, output, unique};
 use serde_json::Value;
 
@@ -43,87 +44,16 @@ fn source_tags(summary: &Value, repo: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().build().unwrap()
-}
-
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-
 /// Tag → digest of a repository on a plain registry (empty when it does
 /// not exist).
 fn target_tags(registry: &str, repo: &str) -> BTreeMap<String, String> {
-    let c = http();
-    let resp = c
-        .get(format!("http://{registry}/v2/{repo}/tags/list"))
-        .send()
-        .unwrap();
-    if resp.status() == 404 {
-        return BTreeMap::new();
-    }
-    let body: Value = serde_json::from_slice(&resp.bytes().unwrap()).unwrap();
-    let tags: Vec<String> = body["tags"]
-        .as_array()
-        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    tags.into_iter()
+    tag_list(registry, repo)
+        .into_iter()
         .map(|t| {
             let d = manifest_digest(registry, repo, &t).expect("listed tag has a manifest");
             (t, d)
         })
         .collect()
-}
-
-fn manifest_digest(registry: &str, repo: &str, reference: &str) -> Option<String> {
-    let resp = http()
-        .head(format!("http://{registry}/v2/{repo}/manifests/{reference}"))
-        .header("accept", ACCEPT)
-        .send()
-        .unwrap();
-    resp.status().is_success().then(|| {
-        resp.headers()["docker-content-digest"]
-            .to_str()
-            .unwrap()
-            .to_string()
-    })
-}
-
-fn manifest(registry: &str, repo: &str, reference: &str) -> Value {
-    let body = http()
-        .get(format!("http://{registry}/v2/{repo}/manifests/{reference}"))
-        .header("accept", ACCEPT)
-        .send()
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn has_blob(registry: &str, repo: &str, digest: &str) -> bool {
-    http()
-        .head(format!("http://{registry}/v2/{repo}/blobs/{digest}"))
-        .send()
-        .unwrap()
-        .status()
-        .is_success()
-}
-
-/// Every blob a manifest (and, for an index, its children) needs.
-fn blobs_needed(registry: &str, repo: &str, reference: &str) -> Vec<String> {
-    let m = manifest(registry, repo, reference);
-    let mut out = Vec::new();
-    if let Some(children) = m["manifests"].as_array() {
-        for c in children {
-            out.extend(blobs_needed(registry, repo, c["digest"].as_str().unwrap()));
-        }
-        return out;
-    }
-    out.push(m["config"]["digest"].as_str().unwrap().to_string());
-    for l in m["layers"].as_array().unwrap() {
-        out.push(l["digest"].as_str().unwrap().to_string());
-    }
-    out
 }
 
 fn pipeline(s: &Strata, text: &str) -> PathBuf {

@@ -14,6 +14,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::plain_registry::http;
 use common::{Run, Strata, need, unique};
 use serde_json::Value;
 
@@ -37,10 +38,6 @@ fn component(name: &str) -> String {
 
 fn registry() -> String {
     need("STRATA_TEST_REGISTRY_PLAIN")
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::new()
 }
 
 /// Pushes `plugin` to a fresh repository; the repository and the pinned

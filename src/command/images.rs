@@ -220,6 +220,20 @@ pub fn run(
     Ok(outputs)
 }
 
+/// docker's `label=KEY` (the key is there) or `label=KEY=VALUE` (with
+/// that value) filter on an image's labels.
+pub(crate) fn has_label(
+    labels: &std::collections::HashMap<String, String>,
+    key: &str,
+    value: Option<&str>,
+) -> bool {
+    match (labels.get(key), value) {
+        (None, _) => false,
+        (Some(have), Some(want)) => have == want,
+        (Some(_), None) => true,
+    }
+}
+
 /// Applies the filters; a reference filter also narrows the names shown.
 fn keep(l: &mut Listed, f: &Filters) -> bool {
     if let Some(d) = f.dangling
@@ -234,20 +248,13 @@ fn keep(l: &mut Listed, f: &Filters) -> bool {
             return false;
         }
     }
-    let labels = l
-        .first
-        .image
-        .config()
-        .config()
-        .as_ref()
-        .and_then(|c| c.labels().clone())
-        .unwrap_or_default();
-    for (k, v) in &f.labels {
-        match (labels.get(k), v) {
-            (None, _) => return false,
-            (Some(have), Some(want)) if have != want => return false,
-            _ => {}
-        }
+    let labels = l.first.image.labels();
+    if !f
+        .labels
+        .iter()
+        .all(|(k, v)| has_label(&labels, k, v.as_deref()))
+    {
+        return false;
     }
     if let Some(before) = f.before
         && l.created.is_none_or(|c| c >= before)

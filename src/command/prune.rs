@@ -88,18 +88,9 @@ impl PruneFilters {
         {
             return false;
         }
-        let labels = image
-            .image
-            .config()
-            .config()
-            .as_ref()
-            .and_then(|c| c.labels().clone())
-            .unwrap_or_default();
-        let has = |(k, v): &(String, Option<String>)| match (labels.get(k), v) {
-            (None, _) => false,
-            (Some(have), Some(want)) => have == want,
-            (Some(_), None) => true,
-        };
+        let labels = image.image.labels();
+        let has =
+            |(k, v): &(String, Option<String>)| super::images::has_label(&labels, k, v.as_deref());
         // docker drops an image only when every `label!` filter matches it.
         let excluded = !self.not_labels.is_empty() && self.not_labels.iter().all(has);
         self.labels.iter().all(has) && !excluded
